@@ -1,0 +1,54 @@
+import { describe, expect, it } from "vitest";
+import { IndexHeap } from "../src/index-heap.js";
+
+function lcg(seed: number) {
+  return () => ((seed = (seed * 1_103_515_245 + 12_345) >>> 0) / 2 ** 32);
+}
+
+/** The obvious answer: the member with the lowest priority, lowest index on ties. */
+function naiveMin(members: Set<number>, priority: Float64Array): number {
+  let best = -1;
+  for (const index of members) {
+    if (best === -1 || priority[index]! < priority[best]! || (priority[index] === priority[best] && index < best)) {
+      best = index;
+    }
+  }
+  return best;
+}
+
+describe("IndexHeap", () => {
+  it("keeps the lowest priority on top through sets, moves and deletes", () => {
+    const size = 200;
+    const priority = new Float64Array(size);
+    const heap = new IndexHeap(priority);
+    const members = new Set<number>();
+    const random = lcg(7);
+    for (let step = 0; step < 20_000; step++) {
+      const index = Math.floor(random() * size);
+      if (random() < 0.6) {
+        // Coarse priorities, so ties happen often.
+        priority[index] = Math.floor(random() * 50);
+        heap.set(index);
+        members.add(index);
+      } else {
+        heap.delete(index);
+        members.delete(index);
+      }
+      expect(heap.size).toBe(members.size);
+      expect(heap.has(index)).toBe(members.has(index));
+      if (members.size > 0) expect(heap.peek()).toBe(naiveMin(members, priority));
+    }
+  });
+
+  it("never holds an index twice, however often it is set", () => {
+    const priority = new Float64Array(3);
+    const heap = new IndexHeap(priority);
+    for (let round = 0; round < 1_000; round++) {
+      priority[1] = round % 7;
+      heap.set(1);
+    }
+    expect(heap.size).toBe(1);
+    heap.delete(1);
+    expect(heap.size).toBe(0);
+  });
+});
