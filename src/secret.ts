@@ -13,7 +13,15 @@ export function maskKey(key: string, index: number): string {
  * @internal
  */
 export function describe(value: unknown): string {
-  if (typeof value === "number") return String(value);
-  if (value === null) return "null";
-  return Array.isArray(value) ? "an array" : `a ${typeof value}`;
+  if (typeof value === "number" || typeof value === "boolean" || value == null) return String(value);
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
+}
+
+/**
+ * Throws `kind` with the library's one message shape: "`name` must be `expected`, received …".
+ * @internal
+ */
+export function invalid(kind: new (message: string) => Error, name: string, expected: string, value: unknown): never {
+  throw new kind(`${name} must be ${expected}, received ${describe(value)}`);
 }

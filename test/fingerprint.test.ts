@@ -1,0 +1,28 @@
+import { createHash } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { fingerprint } from "../src/fingerprint.js";
+
+const nodeSha256 = (text: string) => createHash("sha256").update(text, "utf8").digest("hex");
+
+describe("fingerprint", () => {
+  it("is SHA-256 of the FIPS 180 test vectors", () => {
+    expect(fingerprint("abc")).toBe("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    expect(fingerprint("")).toBe("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    expect(fingerprint("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")).toBe(
+      "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
+    );
+  });
+
+  it("agrees with node:crypto at every length around the block boundaries", () => {
+    for (let length = 0; length < 200; length++) {
+      const text = Array.from({ length }, (_, i) => String.fromCharCode(33 + ((i * 7 + length) % 90))).join("");
+      expect(fingerprint(text)).toBe(nodeSha256(text));
+    }
+  });
+
+  it("hashes the UTF-8 bytes of non-ASCII keys", () => {
+    for (const text of ["ключ-🔑-clé", "\u{1F600}".repeat(40), "é".repeat(63)]) {
+      expect(fingerprint(text)).toBe(nodeSha256(text));
+    }
+  });
+});
