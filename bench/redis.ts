@@ -1,0 +1,149 @@
+/**
+ * `npm run build && tsx bench/redis.ts [--redis redis://host:port]`: what the Redis adapter costs.
+ *
+ * 1. Propagation latency: instance A marks a key, instance B's router emits the change; 200 marks
+ *    (block, then clear, alternately) over loopback; p50 / p99 / max.
+ * 2. Local cost of a mark: the same marks on a router with the adapter attached (ours) and on one
+ *    without (baseline), in one run; ns/op and the ratio ours / baseline. The network write happens
+ *    in the background, batched; this is what the caller of the mark pays. A third router with a
+ *    listener that does nothing shows how much of that is the core building the event.
+ *
+ * Without `--redis` (or `REDIS_URL`) it starts a throwaway `redis-server` on loopback.
+ */
+import Redis from "ioredis";
+import { measure } from "mitata";
+import { CredentialRouter } from "../dist/index.js";
+import { attachRedis, type RedisLink } from "../dist/redis.js";
+import { INSTALL_HINT, startRedisServer, type RedisServer } from "../test/helpers/redis-server.js";
+
+const KEY_COUNT = 64;
+const MARKS = 200;
+const keys = Array.from({ length: KEY_COUNT }, (_, index) => `sk-bench-${index.toString(36).padStart(6, "0")}-secret-value`);
+
+function argument(name: string): string | undefined {
+  const at = process.argv.indexOf(name);
+  return at === -1 ? undefined : process.argv[at + 1];
+}
+
+let server: RedisServer | undefined;
+let url = argument("--redis") ?? process.env.REDIS_URL;
+if (url === undefined) {
+  try {
+    server = await startRedisServer();
+  } catch (error) {
+    console.error(`${(error as Error).message}; pass --redis <url> or install it (${INSTALL_HINT})`);
+    process.exit(1);
+  }
+  url = server.url;
+}
+
+const clients: Redis[] = [];
+const links: RedisLink[] = [];
+async function attached(namespace: string): Promise<CredentialRouter> {
+  const router = new CredentialRouter(keys, { cooldownMs: 600_000 });
+  const redis = new Redis(url!);
+  clients.push(redis);
+  const link = await attachRedis(router, redis, { namespace });
+  if (link.status !== "ready") throw new Error(`the link is ${link.status}, not ready`);
+  links.push(link);
+  return router;
+}
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+
+try {
+  console.log(`credential-router/redis benchmark, Node ${process.version}, ${KEY_COUNT} keys, ${url}\n`);
+
+  // 1. Propagation latency.
+  const namespace = `bench-${process.pid}-${Date.now()}`;
+  const a = await attached(namespace);
+  const b = await attached(namespace);
+  let arrived: (() => void) | undefined;
+  b.subscribe((event) => {
+    if (event.type === "blocked" || (event.type === "ready" && event.reason === "cleared")) arrived?.();
+  });
+  const latencies: number[] = [];
+  for (let mark = 0; mark < MARKS; mark++) {
+    const key = keys[mark % KEY_COUNT]!;
+    const seen = new Promise<void>((resolve) => (arrived = resolve));
+    const start = performance.now();
+    if (Math.floor(mark / KEY_COUNT) % 2 === 0) a.markBlocked(key);
+    else a.clearCooldown(key);
+    await seen;
+    latencies.push(performance.now() - start);
+  }
+  latencies.sort((x, y) => x - y);
+  console.log(
+    `propagation A -> B over ${MARKS} marks: p50 ${percentile(latencies, 50).toFixed(2)} ms, ` +
+      `p99 ${percentile(latencies, 99).toFixed(2)} ms, max ${latencies.at(-1)!.toFixed(2)} ms\n`,
+  );
+
+  // 2. Local cost of a mark, with and without the adapter. A third router has a listener that does
+  // nothing: what any subscriber costs the core (building the event), apart from the adapter's work.
+  const withAdapter = await attached(`${namespace}-cost`);
+  const alone = new CredentialRouter(keys, { cooldownMs: 600_000 });
+  const listened = new CredentialRouter(keys, { cooldownMs: 600_000 });
+  listened.subscribe(() => {});
+  const routers = [withAdapter, alone, listened];
+  type Op = (router: CredentialRouter, state: { n: number }) => unknown;
+  const scenarios: Array<[string, Op, ((router: CredentialRouter) => void)?]> = [
+    ["nextKey, every key ready", (router) => router.nextKey()],
+    [
+      "markBlocked + clearCooldown (2 transitions)",
+      (router, state) => {
+        const key = keys[state.n++ % KEY_COUNT]!;
+        router.markBlocked(key);
+        router.clearCooldown(key);
+      },
+    ],
+    [
+      "markErrorWithDelay, longer each time (1 transition)",
+      (router, state) => router.markErrorWithDelay(keys[state.n % KEY_COUNT]!, 60_000 + state.n++),
+    ],
+    ["markErrorWithDelay, shorter than running (no change)", (router) => router.markErrorWithDelay(keys[1]!, 1_000)],
+    [
+      "nextKey, every key out ('exhausted' event)",
+      (router) => router.nextKey(),
+      (router) => keys.forEach((key) => router.markDisabled(key)),
+    ],
+  ];
+  const time = async (router: CredentialRouter, op: Op) => {
+    const state = { n: 0 };
+    return (await measure(() => op(router, state))).avg;
+  };
+  const width = 52;
+  const cell = (text: string, size = 12) => text.padStart(size);
+  console.log(
+    "local cost per op".padEnd(width) +
+      cell("ours") +
+      cell("baseline") +
+      cell("ours/base", 11) +
+      cell("no-op sub.") +
+      cell("ours/no-op", 12),
+  );
+  for (const [name, op, setup] of scenarios) {
+    if (setup) routers.forEach(setup);
+    // Alternated, best of two each, so that no side always runs on a colder JIT.
+    const best = { ours: Infinity, baseline: Infinity, listened: Infinity };
+    for (let round = 0; round < 2; round++) {
+      best.baseline = Math.min(best.baseline, await time(alone, op));
+      best.ours = Math.min(best.ours, await time(withAdapter, op));
+      best.listened = Math.min(best.listened, await time(listened, op));
+    }
+    const ns = (value: number) => `${value.toFixed(1)} ns`;
+    console.log(
+      name.padEnd(width) +
+        cell(ns(best.ours)) +
+        cell(ns(best.baseline)) +
+        cell(`${(best.ours / best.baseline).toFixed(2)}x`, 11) +
+        cell(ns(best.listened)) +
+        cell(`${(best.ours / best.listened).toFixed(2)}x`, 12),
+    );
+  }
+  // The marks above were written to Redis in the background; the link must still be in sync.
+  await Promise.all(links.map((link) => link.flush()));
+} finally {
+  await Promise.all(links.map((link) => link.close()));
+  for (const redis of clients) redis.disconnect();
+  await server?.stop();
+}
