@@ -1,0 +1,51 @@
+/**
+ * The built CommonJS bundle, loaded by a real CommonJS `require`: `createRequire` gives this file
+ * Node's own CJS loader, which resolves the package's name by the `exports` map's `require`
+ * condition to `dist/index.cjs` and evaluates it as CommonJS (Vitest's transform is not involved).
+ */
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import { beforeAll, describe, expect, it } from "vitest";
+import type * as Library from "credential-router";
+import { EXPECTED_ROUND, runRound, type RoundTranscript } from "./helpers/round.js";
+
+const require = createRequire(import.meta.url);
+const sections = Object.keys(EXPECTED_ROUND) as (keyof RoundTranscript)[];
+
+describe("CommonJS build (require(\"credential-router\"))", () => {
+  it("resolves to dist/index.cjs through the exports map", () => {
+    expect(require.resolve("credential-router")).toBe(fileURLToPath(new URL("../dist/index.cjs", import.meta.url)));
+  });
+
+  it("is loaded as a CommonJS module", () => {
+    const lib = require("credential-router") as typeof Library;
+    const cached = require.cache[require.resolve("credential-router")];
+    expect(cached?.exports).toBe(lib);
+    expect(cached?.loaded).toBe(true);
+  });
+
+  it("exports the same names as the ESM build", async () => {
+    const cjs = require("credential-router") as typeof Library;
+    const esm = (await import("../dist/index.js" as string)) as typeof Library;
+    expect(Object.keys(cjs).sort()).toEqual(Object.keys(esm).sort());
+    // Two builds, two copies: a CJS and an ESM consumer in one process do not share classes.
+    expect(cjs.CredentialRouter).not.toBe(esm.CredentialRouter);
+  });
+
+  it("errors from one copy are recognised by the other's guard", async () => {
+    const cjs = require("credential-router") as typeof Library;
+    const esm = (await import("../dist/index.js" as string)) as typeof Library;
+    expect(esm.isNoKeyAvailableError(new cjs.NoKeyAvailableError(5))).toBe(true);
+    expect(cjs.isNoKeyAvailableError(new esm.NoKeyAvailableError(undefined))).toBe(true);
+  });
+
+  describe("the shared round", () => {
+    let transcript: RoundTranscript;
+    beforeAll(async () => {
+      transcript = await runRound(require("credential-router") as typeof Library);
+    });
+    it.each(sections)("%s", (section) => {
+      expect(transcript[section]).toEqual(EXPECTED_ROUND[section]);
+    });
+  });
+});
