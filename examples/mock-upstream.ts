@@ -1,0 +1,488 @@
+/**
+ * A stand-in for an OpenAI-style provider, for the demo and the tests: chat completions (JSON, or
+ * server-sent events with `"stream": true`), a request limit per key per window answered with 429 and
+ * the provider's real rate-limit headers, one or more revoked keys (401), occasional 500/503 drawn from
+ * a seeded PRNG, and some slow responses. It counts what it did for each key.
+ *
+ * Run alone:
+ *
+ * ```sh
+ * npx tsx examples/mock-upstream.ts --keys-file keys.txt [--revoked-keys-file revoked.txt] [--port 0]
+ * ```
+ */
+import { readFileSync, realpathSync } from "node:fs";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+/** What the mock did for one key (or, in `total`, for every request). */
+export interface MockKeyStats {
+  /** Requests that presented this key (every request, in `total`). */
+  requests: number;
+  /** Requests answered 200. */
+  served: number;
+  /** Requests answered 429 (over the key's limit). */
+  rateLimited: number;
+  /** Requests answered 401 (revoked, unknown or missing key). */
+  unauthorized: number;
+  /** Requests answered 500 or 503 by the PRNG. */
+  serverErrors: number;
+  /** Streamed responses that reached `data: [DONE]`. */
+  streamsCompleted: number;
+  /** Streamed responses whose client went away before the end. */
+  streamsAborted: number;
+}
+
+/** A copy of the mock's counters at one moment. */
+export interface MockUpstreamStats {
+  /** Every request, whatever key it presented (or none). */
+  total: MockKeyStats;
+  /** By the bearer token each request presented; requests without one are only in `total`. */
+  byKey: Map<string, MockKeyStats>;
+}
+
+/** Options of {@link startMockUpstream}. */
+export interface MockUpstreamOptions {
+  /** The keys the mock accepts. Other bearer tokens get a 401. */
+  keys: readonly string[];
+  /**
+   * Keys the mock knows but has revoked: a 401 with an OpenAI-style `invalid_api_key` body.
+   * @defaultValue `[]`
+   */
+  revokedKeys?: readonly string[];
+  /** @defaultValue `0` (a free port) */
+  port?: number;
+  /** @defaultValue `"127.0.0.1"` */
+  host?: string;
+  /**
+   * How many requests each key may make per window; the next ones get a 429 until the window ends.
+   * @defaultValue `20`
+   */
+  requestsPerWindow?: number;
+  /**
+   * How long a key's window lasts, from its first request, in milliseconds.
+   * @defaultValue `1_000`
+   */
+  windowMs?: number;
+  /**
+   * The share of admitted requests answered 500 or 503 (half each), from 0 to 1.
+   * @defaultValue `0.02`
+   */
+  errorRate?: number;
+  /**
+   * The share of admitted requests that wait `slowMs` before answering, from 0 to 1.
+   * @defaultValue `0.05`
+   */
+  slowRate?: number;
+  /** @defaultValue `250` */
+  slowMs?: number;
+  /**
+   * The pause between two chunks of a streamed response, in milliseconds.
+   * @defaultValue `15`
+   */
+  chunkDelayMs?: number;
+  /**
+   * Seed of the PRNG that picks errors and slow responses: the same seed and the same order of
+   * requests give the same answers.
+   * @defaultValue `1`
+   */
+  seed?: number;
+  /**
+   * The clock of the rate-limit windows, in milliseconds (tests pass one they move by hand).
+   * @defaultValue `() => performance.now()`
+   */
+  now?: () => number;
+  /**
+   * Awaited before each content chunk of a stream is written (`index` from 0): lets a test hold a
+   * stream at a known point. Not called for the final chunk or `[DONE]`.
+   * @defaultValue `undefined`
+   */
+  beforeChunk?: (index: number) => void | Promise<void>;
+  /**
+   * The assistant's answer to a request body.
+   * @defaultValue `You said: <the last user message>`
+   */
+  reply?: (body: ChatRequestBody) => string;
+}
+
+/** The part of a chat completion request the mock reads. */
+export interface ChatRequestBody {
+  model?: unknown;
+  stream?: unknown;
+  messages?: unknown;
+}
+
+/** A running mock upstream. */
+export interface MockUpstream {
+  /** Its origin, such as `http://127.0.0.1:41234`. */
+  url: string;
+  port: number;
+  /** A copy of the counters. */
+  stats(): MockUpstreamStats;
+  /** Stops it: ends open connections and resolves once the port is closed. */
+  close(): Promise<void>;
+}
+
+/** A fixed window of one key. */
+interface Window {
+  startedAt: number;
+  used: number;
+}
+
+/**
+ * Starts the mock on `host:port` (a free port by default).
+ * @example
+ * ```ts
+ * const upstream = await startMockUpstream({ keys: ["sk-test-aaaaaaaaaaaaaaaa"], requestsPerWindow: 5 });
+ * // ... point a client at `${upstream.url}/v1` ...
+ * console.log(upstream.stats().total.served);
+ * await upstream.close();
+ * ```
+ */
+export async function startMockUpstream(options: MockUpstreamOptions): Promise<MockUpstream> {
+  const {
+    keys,
+    revokedKeys = [],
+    port = 0,
+    host = "127.0.0.1",
+    requestsPerWindow = 20,
+    windowMs = 1_000,
+    errorRate = 0.02,
+    slowRate = 0.05,
+    slowMs = 250,
+    chunkDelayMs = 15,
+    seed = 1,
+    now = () => performance.now(),
+    beforeChunk,
+    reply = defaultReply,
+  } = options;
+  if (!Array.isArray(keys)) throw new TypeError("keys must be an array of strings");
+  if (!Array.isArray(revokedKeys)) throw new TypeError("revokedKeys must be an array of strings");
+  if (!(Number.isInteger(requestsPerWindow) && requestsPerWindow > 0)) {
+    throw new RangeError(`requestsPerWindow must be a positive integer, received ${requestsPerWindow}`);
+  }
+  for (const [name, value] of [["windowMs", windowMs], ["slowMs", slowMs], ["chunkDelayMs", chunkDelayMs]] as const) {
+    if (!(value >= 0 && value < Infinity)) throw new RangeError(`${name} must be a finite number >= 0, received ${value}`);
+  }
+  for (const [name, value] of [["errorRate", errorRate], ["slowRate", slowRate]] as const) {
+    if (!(value >= 0 && value <= 1)) throw new RangeError(`${name} must be a number from 0 to 1, received ${value}`);
+  }
+
+  const accepted = new Set(keys);
+  const revoked = new Set(revokedKeys);
+  const windows = new Map<string, Window>();
+  const total = emptyStats();
+  const byKey = new Map<string, MockKeyStats>();
+  const random = mulberry32(seed);
+  let nextId = 1;
+
+  const count = (key: string | undefined, field: keyof MockKeyStats) => {
+    total[field]++;
+    if (key === undefined) return;
+    let stats = byKey.get(key);
+    if (stats === undefined) byKey.set(key, (stats = emptyStats()));
+    stats[field]++;
+  };
+
+  const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+    const requestId = `req_mock_${nextId++}`;
+    response.setHeader("x-request-id", requestId);
+    const key = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? "")?.[1];
+    count(key, "requests");
+    const path = new URL(request.url ?? "/", "http://mock.invalid").pathname;
+
+    // Like the real thing: the key is checked before anything else, even the route.
+    if (key === undefined || !accepted.has(key) || revoked.has(key)) {
+      count(key, "unauthorized");
+      const message =
+        key === undefined
+          ? "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth."
+          : revoked.has(key)
+            ? "The API key provided has been revoked."
+            : "Incorrect API key provided.";
+      return sendJson(response, 401, openAiError(message, "invalid_request_error", "invalid_api_key"));
+    }
+
+    // The key's fixed window: it opens with the key's first request and lasts windowMs.
+    const time = now();
+    let window = windows.get(key);
+    if (window === undefined || time >= window.startedAt + windowMs) windows.set(key, (window = { startedAt: time, used: 0 }));
+    const resetMs = Math.max(0, window.startedAt + windowMs - time);
+    response.setHeader("x-ratelimit-limit-requests", String(requestsPerWindow));
+    response.setHeader("x-ratelimit-reset-requests", goDuration(resetMs));
+    if (window.used >= requestsPerWindow) {
+      count(key, "rateLimited");
+      response.setHeader("x-ratelimit-remaining-requests", "0");
+      response.setHeader("retry-after", String(Math.max(1, Math.ceil(resetMs / 1_000))));
+      response.setHeader("retry-after-ms", String(Math.ceil(resetMs)));
+      return sendJson(
+        response,
+        429,
+        openAiError(
+          `Rate limit reached for requests on this key: limit ${requestsPerWindow} per ${goDuration(windowMs)}. Please try again in ${goDuration(resetMs)}.`,
+          "requests",
+          "rate_limit_exceeded",
+        ),
+      );
+    }
+    window.used++;
+    response.setHeader("x-ratelimit-remaining-requests", String(requestsPerWindow - window.used));
+
+    // Three draws for every admitted request, whatever happens to it, so that one seed gives one
+    // sequence of answers.
+    const failing = random() < errorRate;
+    const failStatus = random() < 0.5 ? 500 : 503;
+    const slow = random() < slowRate;
+
+    if (request.method !== "POST" || path !== "/v1/chat/completions") {
+      if (request.method === "GET" && path === "/v1/models") {
+        count(key, "served");
+        return sendJson(response, 200, { object: "list", data: [{ id: "mock-model", object: "model", created: 0, owned_by: "mock" }] });
+      }
+      return sendJson(response, 404, openAiError(`Unknown request URL: ${request.method} ${path}.`, "invalid_request_error", "unknown_url"));
+    }
+
+    let body: ChatRequestBody;
+    try {
+      body = JSON.parse(await readText(request)) as ChatRequestBody;
+      if (typeof body !== "object" || body === null || !Array.isArray(body.messages)) throw new TypeError("messages");
+    } catch {
+      return sendJson(response, 400, openAiError("The body must be JSON with a `messages` array.", "invalid_request_error", "invalid_body"));
+    }
+
+    if (slow) await sleep(slowMs);
+    if (failing) {
+      count(key, "serverErrors");
+      return failStatus === 500
+        ? sendJson(response, 500, openAiError("The server had an error while processing your request. Sorry about that!", "server_error", null))
+        : sendJson(response, 503, openAiError("The engine is currently overloaded, please try again later.", "server_error", null));
+    }
+
+    count(key, "served");
+    const model = typeof body.model === "string" ? body.model : "mock-model";
+    const id = `chatcmpl-${requestId}`;
+    const created = Math.floor(Date.now() / 1_000);
+    const text = reply(body);
+    if (body.stream !== true) {
+      const completionTokens = pieces(text).length;
+      return sendJson(response, 200, {
+        id,
+        object: "chat.completion",
+        created,
+        model,
+        choices: [{ index: 0, message: { role: "assistant", content: text, refusal: null }, logprobs: null, finish_reason: "stop" }],
+        usage: { prompt_tokens: 8, completion_tokens: completionTokens, total_tokens: 8 + completionTokens },
+      });
+    }
+
+    response.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" });
+    response.flushHeaders();
+    let gone = false;
+    response.on("close", () => {
+      if (!response.writableFinished) {
+        gone = true;
+        count(key, "streamsAborted");
+      }
+    });
+    const chunk = (delta: object, finishReason: string | null) =>
+      `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created, model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }] })}\n\n`;
+    response.write(chunk({ role: "assistant", content: "" }, null));
+    const parts = pieces(text);
+    for (let index = 0; index < parts.length; index++) {
+      if (chunkDelayMs > 0) await sleep(chunkDelayMs);
+      await beforeChunk?.(index);
+      if (gone) return;
+      response.write(chunk({ content: parts[index] }, null));
+    }
+    if (gone) return;
+    response.end(`${chunk({}, "stop")}data: [DONE]\n\n`);
+    count(key, "streamsCompleted");
+  };
+
+  const server = createServer((request, response) => {
+    handle(request, response).catch(() => response.destroy());
+  });
+  const address = await listen(server, port, host);
+  const origin = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
+  return {
+    url: origin,
+    port: address.port,
+    stats: () => ({ total: { ...total }, byKey: new Map([...byKey].map(([name, stats]) => [name, { ...stats }])) }),
+    close: () => closeServer(server),
+  };
+}
+
+/** `You said: <the text of the last user message>`. */
+function defaultReply(body: ChatRequestBody): string {
+  const messages = Array.isArray(body.messages) ? (body.messages as Array<{ role?: unknown; content?: unknown }>) : [];
+  const last = [...messages].reverse().find((message) => message?.role === "user");
+  const content = last?.content;
+  const text =
+    typeof content === "string"
+      ? content
+      : Array.isArray(content)
+        ? content.map((part: { text?: unknown }) => (typeof part?.text === "string" ? part.text : "")).join("")
+        : "";
+  return `You said: ${text}`;
+}
+
+/** The text cut into words, each with its following spaces: the chunks of a stream. */
+function pieces(text: string): string[] {
+  return text.match(/\s*\S+\s*/g) ?? [text];
+}
+
+function emptyStats(): MockKeyStats {
+  return { requests: 0, served: 0, rateLimited: 0, unauthorized: 0, serverErrors: 0, streamsCompleted: 0, streamsAborted: 0 };
+}
+
+function openAiError(message: string, type: string, code: string | null) {
+  return { error: { message, type, param: null, code } };
+}
+
+function sendJson(response: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  response.end(text);
+}
+
+/**
+ * A duration as Go prints it, which is how OpenAI sends `x-ratelimit-reset-*`: `"350ms"`, `"1.2s"`,
+ * `"1m30s"`.
+ */
+export function goDuration(ms: number): string {
+  if (ms < 1_000) return `${Math.ceil(ms)}ms`;
+  const minutes = Math.floor(ms / 60_000);
+  const seconds = `${Number(((ms - minutes * 60_000) / 1_000).toFixed(3))}s`;
+  return minutes === 0 ? seconds : `${minutes}m${seconds}`;
+}
+
+/** A small seeded PRNG (mulberry32): numbers in [0, 1), the same sequence for the same seed. */
+export function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+async function readText(request: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of request) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.close((error) => (error ? reject(error) : resolve()));
+    server.closeAllConnections();
+  });
+}
+
+/** One key per line; blank lines and `#` comments are skipped. */
+function readKeys(file: string): string[] {
+  return readFileSync(file, "utf8")
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== "" && !line.startsWith("#"));
+}
+
+/** A key for people: its first and last 4 characters, as the router's hints show it. */
+function mask(key: string): string {
+  return key.length >= 16 ? `${key.slice(0, 4)}…${key.slice(-4)}` : "(short key)";
+}
+
+const USAGE = `usage: tsx examples/mock-upstream.ts --keys-file <file> [--revoked-keys-file <file>] [--port <n>] [--host <host>]
+       [--requests-per-window <n>] [--window-ms <ms>] [--error-rate <0..1>] [--seed <n>]
+Starts a mock OpenAI-style upstream; prints "listening on <url>" and, on Ctrl-C, what each key got.`;
+
+async function main(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        "keys-file": { type: "string" },
+        "revoked-keys-file": { type: "string" },
+        port: { type: "string", default: "0" },
+        host: { type: "string", default: "127.0.0.1" },
+        "requests-per-window": { type: "string" },
+        "window-ms": { type: "string" },
+        "error-rate": { type: "string" },
+        seed: { type: "string" },
+        help: { type: "boolean" },
+      },
+    }));
+  } catch (error) {
+    console.error(`${(error as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (values["keys-file"] === undefined) {
+    console.error(`missing --keys-file\n${USAGE}`);
+    return 2;
+  }
+  const number = (text: string | undefined) => (text === undefined ? undefined : Number(text));
+  const options: MockUpstreamOptions = {
+    keys: readKeys(values["keys-file"]),
+    revokedKeys: values["revoked-keys-file"] === undefined ? [] : readKeys(values["revoked-keys-file"]),
+    port: Number(values.port),
+    host: values.host,
+  };
+  for (const [name, value] of [
+    ["requestsPerWindow", number(values["requests-per-window"])],
+    ["windowMs", number(values["window-ms"])],
+    ["errorRate", number(values["error-rate"])],
+    ["seed", number(values.seed)],
+  ] as const) {
+    if (value !== undefined) options[name] = value;
+  }
+  const upstream = await startMockUpstream(options);
+  console.log(`listening on ${upstream.url}`);
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  for (const [key, stats] of upstream.stats().byKey) {
+    console.log(`${mask(key)}  requests ${stats.requests}  served ${stats.served}  429 ${stats.rateLimited}  401 ${stats.unauthorized}  5xx ${stats.serverErrors}`);
+  }
+  await upstream.close();
+  return 0;
+}
+
+if (isEntryPoint()) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      console.error(error instanceof Error ? error.message : "mock upstream failed");
+      process.exit(1);
+    },
+  );
+}
+
+/** Whether this file was started as the program (not imported, as the tests and the demo do). */
+function isEntryPoint(): boolean {
+  try {
+    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,382 @@
+import { request } from "node:http";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { parseKeysFile, startGateway, type Gateway, type GatewayOptions } from "../examples/gateway.js";
+import { startMockUpstream, type MockUpstream, type MockUpstreamOptions } from "../examples/mock-upstream.js";
+import { CredentialRouter } from "../src/index.js";
+
+const TOKEN = "gateway-client-token-0123456789";
+const KEY_A = "sk-test-AAAA1111bbbb2222cccc";
+const KEY_B = "sk-test-BBBB3333dddd4444eeee";
+const KEY_C = "sk-test-CCCC5555ffff6666gggg";
+const REVOKED = "sk-test-REVOKED777hhhh8888";
+const SECRETS = [KEY_A, KEY_B, KEY_C, REVOKED, TOKEN];
+
+/** A clock the test moves by hand: the mock's rate-limit windows run on it. */
+function manualClock() {
+  let time = 10_000;
+  return { now: () => time };
+}
+
+/** Every server a test starts, closed in afterAll. */
+const running: Array<{ close(): Promise<void> }> = [];
+afterAll(async () => {
+  await Promise.all(running.splice(0).map((server) => server.close()));
+});
+
+/** A mock upstream (no random errors, no delays unless asked) and a gateway in front of it. */
+async function setup(
+  upstreamOptions: Partial<MockUpstreamOptions> = {},
+  gatewayOptions: Partial<GatewayOptions> = {},
+): Promise<{ upstream: MockUpstream; gateway: Gateway; logs: string[] }> {
+  const upstream = await startMockUpstream({
+    keys: [KEY_A, KEY_B, KEY_C],
+    revokedKeys: [REVOKED],
+    errorRate: 0,
+    slowRate: 0,
+    chunkDelayMs: 0,
+    now: manualClock().now,
+    ...upstreamOptions,
+  });
+  running.push(upstream);
+  const logs: string[] = [];
+  const options: GatewayOptions = {
+    upstream: upstream.url,
+    keys: [KEY_A, KEY_B, KEY_C],
+    clientToken: TOKEN,
+    log: (line) => logs.push(line),
+    ...gatewayOptions,
+  };
+  // The first ready key, always: each test knows which key a request goes to.
+  if (!(options.keys instanceof CredentialRouter)) options.routerOptions ??= { strategy: { type: "fill-first" } };
+  const gateway = await startGateway(options);
+  running.push(gateway);
+  return { upstream, gateway, logs };
+}
+
+function chat(
+  gateway: Gateway,
+  body: object = { model: "m", messages: [{ role: "user", content: "hello" }] },
+  token: string | null = TOKEN,
+  signal?: AbortSignal,
+) {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (token !== null) headers.authorization = `Bearer ${token}`;
+  return fetch(`${gateway.url}/v1/chat/completions`, { method: "POST", headers, body: JSON.stringify(body), signal: signal ?? null });
+}
+
+/** A GET with the path sent as written (fetch would resolve dot segments before sending). */
+function rawGet(url: string, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request(`${url}${path}`, { path, headers: { authorization: `Bearer ${TOKEN}` } }, (incoming) => {
+      incoming.resume();
+      resolve(incoming.statusCode ?? 0);
+    });
+    outgoing.on("error", reject);
+    outgoing.end();
+  });
+}
+
+function expectNoSecret(text: string) {
+  for (const secret of SECRETS) expect(text).not.toContain(secret);
+}
+
+describe("gateway: client token", () => {
+  let upstream: MockUpstream;
+  let gateway: Gateway;
+  let logs: string[];
+  beforeAll(async () => {
+    ({ upstream, gateway, logs } = await setup());
+  });
+
+  it("answers 401 without a token, with a wrong one, or with another scheme, and never calls the upstream", async () => {
+    const attempts = [
+      chat(gateway, undefined, null),
+      chat(gateway, undefined, "wrong-token"),
+      chat(gateway, undefined, `${TOKEN}x`),
+      chat(gateway, undefined, ""),
+      fetch(`${gateway.url}/v1/chat/completions`, { method: "POST", headers: { authorization: `Basic ${TOKEN}` }, body: "{}" }),
+      fetch(`${gateway.url}/keys`),
+      fetch(`${gateway.url}/v1/models`, { headers: { authorization: "Bearer nope" } }),
+    ];
+    for (const response of await Promise.all(attempts)) {
+      expect(response.status).toBe(401);
+      expect(response.headers.get("www-authenticate")).toMatch(/^Bearer/);
+      const body = (await response.json()) as { error: { code: string } };
+      expect(body.error.code).toBe("invalid_gateway_token");
+    }
+    expect(upstream.stats().total.requests).toBe(0);
+    expectNoSecret(logs.join("\n"));
+  });
+
+  it("lets the right token through, whatever the case of the scheme", async () => {
+    const response = await fetch(`${gateway.url}/v1/models`, { headers: { authorization: `bearer ${TOKEN}` } });
+    expect(response.status).toBe(200);
+    expect(upstream.stats().total.requests).toBe(1);
+  });
+
+  it("answers 404 outside /v1 and /keys, and does not let dot segments leave /v1", async () => {
+    const before = upstream.stats().total.requests;
+    expect(await rawGet(gateway.url, "/v1/../admin")).toBe(404);
+    expect(await rawGet(gateway.url, "/v1/%2e%2e/admin")).toBe(404);
+    expect(await rawGet(gateway.url, "/")).toBe(404);
+    expect(upstream.stats().total.requests).toBe(before);
+  });
+});
+
+describe("gateway: with the official OpenAI SDK as the client", () => {
+  let upstream: MockUpstream;
+  let gateway: Gateway;
+  let client: OpenAI;
+  beforeAll(async () => {
+    ({ upstream, gateway } = await setup());
+    client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: TOKEN, maxRetries: 0 });
+  });
+
+  it("gets a chat completion", async () => {
+    const completion = await client.chat.completions.create({ model: "mock-model", messages: [{ role: "user", content: "hello gateway" }] });
+    expect(completion.choices[0]!.message.content).toBe("You said: hello gateway");
+    // The upstream saw the key, not the client's token.
+    expect(upstream.stats().byKey.get(KEY_A)!.served).toBe(1);
+    expect(upstream.stats().byKey.has(TOKEN)).toBe(false);
+  });
+
+  it("streams a chat completion: several chunks that join into the answer", async () => {
+    const stream = await client.chat.completions.create({
+      model: "mock-model",
+      messages: [{ role: "user", content: "stream this to me please" }],
+      stream: true,
+    });
+    const parts: string[] = [];
+    for await (const chunk of stream) parts.push(chunk.choices[0]?.delta.content ?? "");
+    expect(parts.filter(Boolean).length).toBeGreaterThan(3);
+    expect(parts.join("")).toBe("You said: stream this to me please");
+    expect(upstream.stats().total.streamsCompleted).toBe(1);
+  });
+
+  it("raises the SDK's APIError with the upstream's status for a request the upstream refuses", async () => {
+    const error = await client.chat.completions.create({ model: "m", messages: "nope" as never }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(OpenAI.BadRequestError);
+  });
+});
+
+describe("gateway: rate limits", () => {
+  it("moves to the next key on a 429 and cools the first one down for the upstream's Retry-After", async () => {
+    const { upstream, gateway } = await setup({ requestsPerWindow: 1, windowMs: 60_000 });
+    // Use up key A's window behind the gateway's back: the router still thinks A is ready.
+    await (await fetch(`${upstream.url}/v1/models`, { headers: { authorization: `Bearer ${KEY_A}` } })).text();
+
+    const response = await chat(gateway);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("x-gateway-attempts")).toBe("2");
+    await response.text();
+    const stats = upstream.stats();
+    expect(stats.byKey.get(KEY_A)).toMatchObject({ rateLimited: 1 });
+    expect(stats.byKey.get(KEY_B)).toMatchObject({ served: 1 });
+
+    // The mock's window has exactly 60 s left (its clock did not move): the cooldown follows it.
+    const state = gateway.router.stateOf(KEY_A);
+    expect(state?.status).toBe("cooldown");
+    const remainingMs = state?.status === "cooldown" ? state.remainingMs : 0;
+    expect(remainingMs).toBeGreaterThan(50_000);
+    expect(remainingMs).toBeLessThanOrEqual(60_000);
+    expect(gateway.router.stateOf(KEY_B)).toEqual({ status: "ready" });
+  });
+
+  it("forwards the last key's 429 as it is when every key is rate-limited", async () => {
+    const { gateway } = await setup({ requestsPerWindow: 1, windowMs: 60_000 }, { keys: [KEY_A] });
+    expect((await chat(gateway)).status).toBe(200);
+    const limited = await chat(gateway);
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get("retry-after")).toBe("60");
+    expect(limited.headers.get("x-ratelimit-remaining-requests")).toBe("0");
+    expect(((await limited.json()) as { error: { code: string } }).error.code).toBe("rate_limit_exceeded");
+  });
+
+  it("answers 503 with a Retry-After in whole seconds when no key is left, without calling the upstream", async () => {
+    const { upstream, gateway, logs } = await setup({ requestsPerWindow: 1, windowMs: 60_000 }, { keys: [KEY_A, KEY_B] });
+    expect((await chat(gateway)).status).toBe(200); // A
+    expect((await chat(gateway)).status).toBe(200); // A 429 (cools), then B
+    const before = upstream.stats().total.requests;
+    // B is still ready to the router; its 429 is the last attempt's answer, forwarded.
+    expect((await chat(gateway)).status).toBe(429);
+    expect(upstream.stats().total.requests).toBe(before + 1);
+
+    const busy = await chat(gateway);
+    expect(busy.status).toBe(503);
+    const retryAfter = busy.headers.get("retry-after");
+    expect(retryAfter).toMatch(/^\d+$/);
+    expect(Number(retryAfter)).toBeGreaterThanOrEqual(50);
+    expect(Number(retryAfter)).toBeLessThanOrEqual(60);
+    const body = (await busy.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe("no_key_available");
+    expect(upstream.stats().total.requests).toBe(before + 1);
+    expectNoSecret(JSON.stringify(body) + logs.join("\n"));
+  });
+});
+
+describe("gateway: waiting for a key (maxWaitMs)", () => {
+  it("waits for a cooling key to come back instead of answering 503", async () => {
+    // One hand-moved clock for the mock's windows and the router's cooldowns: when the router finds no
+    // key ready, the test moves it past key A's window, so the wait ends at once.
+    let time = 10_000;
+    const now = () => time;
+    const { upstream, gateway } = await setup(
+      { requestsPerWindow: 1, windowMs: 60_000, now },
+      { keys: [KEY_A, KEY_B], maxWaitMs: 120_000, routerOptions: { strategy: { type: "fill-first" }, now } },
+    );
+    expect((await chat(gateway)).status).toBe(200); // A
+    expect((await chat(gateway)).status).toBe(200); // A 429, then B
+    gateway.router.subscribe((event) => {
+      if (event.type === "exhausted") time += 60_000;
+    });
+    // B answers 429 and A is cooling: the request waits for A, which serves it.
+    const waited = await chat(gateway);
+    expect(waited.status).toBe(200);
+    expect(waited.headers.get("x-gateway-attempts")).toBe("2");
+    await waited.text();
+    expect(upstream.stats().byKey.get(KEY_A)).toMatchObject({ served: 2, rateLimited: 1 });
+    expect(upstream.stats().byKey.get(KEY_B)).toMatchObject({ served: 1, rateLimited: 1 });
+  });
+
+  it("stops waiting when the client goes away, and calls the upstream no more", async () => {
+    const { upstream, gateway, logs } = await setup({ requestsPerWindow: 1, windowMs: 60_000 }, { keys: [KEY_A, KEY_B], maxWaitMs: 60_000 });
+    expect((await chat(gateway)).status).toBe(200); // A
+    expect((await chat(gateway)).status).toBe(200); // A 429, then B
+    const exhausted = new Promise<void>((resolve) => {
+      const stop = gateway.router.subscribe((event) => {
+        if (event.type === "exhausted") {
+          stop();
+          resolve();
+        }
+      });
+    });
+    const controller = new AbortController();
+    const waiting = chat(gateway, undefined, TOKEN, controller.signal).catch((error: unknown) => error);
+    await exhausted; // B answered 429 and no key is left: the request is now waiting for A.
+    const before = upstream.stats().total.requests;
+    controller.abort();
+    expect(await waiting).toBeInstanceOf(Error);
+    await vi.waitFor(() => expect(logs.some((line) => line.includes(" 499 "))).toBe(true));
+    expect(upstream.stats().total.requests).toBe(before);
+  });
+});
+
+describe("gateway: revoked keys", () => {
+  it("blocks a key the upstream rejects with 401 and serves the request with the next key", async () => {
+    const { upstream, gateway, logs } = await setup({}, { keys: [REVOKED, KEY_A] });
+    const response = await chat(gateway);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("x-gateway-attempts")).toBe("2");
+    await response.text();
+    expect(gateway.router.stateOf(REVOKED)).toEqual({ status: "blocked" });
+    expect(upstream.stats().byKey.get(REVOKED)).toMatchObject({ unauthorized: 1 });
+
+    // It stays out: the next request goes straight to the good key.
+    const next = await chat(gateway);
+    expect(next.headers.get("x-gateway-attempts")).toBe("1");
+    await next.text();
+    expect(upstream.stats().byKey.get(REVOKED)).toMatchObject({ requests: 1 });
+    expect(logs.some((line) => line.includes("blocked"))).toBe(true);
+    expectNoSecret(logs.join("\n"));
+  });
+
+  it("answers 503 without a Retry-After once every key is blocked", async () => {
+    const { gateway } = await setup({}, { keys: [REVOKED] });
+    expect((await chat(gateway)).status).toBe(401); // the last attempt's answer, forwarded
+    const busy = await chat(gateway);
+    expect(busy.status).toBe(503);
+    expect(busy.headers.get("retry-after")).toBeNull();
+  });
+});
+
+describe("gateway: GET /keys", () => {
+  it("returns the router's snapshot with hints and states, and no key anywhere", async () => {
+    const { gateway } = await setup({}, { keys: [KEY_A, KEY_B, REVOKED] });
+    gateway.router.markBlocked(REVOKED);
+    gateway.router.markErrorWithDelay(KEY_B, 30_000);
+    const response = await fetch(`${gateway.url}/keys`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(response.status).toBe(200);
+    const text = await response.text();
+    expectNoSecret(text);
+    const body = JSON.parse(text) as { size: number; nextReadyInMs: number; keys: Array<{ index: number; hint: string; state: { status: string } }> };
+    expect(body.size).toBe(3);
+    expect(body.nextReadyInMs).toBe(0);
+    expect(body.keys.map(({ index, hint, state }) => [index, hint, state.status])).toEqual([
+      [0, "sk-t…cccc", "ready"],
+      [1, "sk-t…eeee", "cooldown"],
+      [2, "sk-t…8888", "blocked"],
+    ]);
+  });
+
+  it("accepts a router made by the caller", async () => {
+    const router = new CredentialRouter([KEY_A, KEY_B], { labels: ["primary", "backup"] });
+    const { gateway } = await setup({}, { keys: router });
+    expect(gateway.router).toBe(router);
+    const response = await fetch(`${gateway.url}/keys`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const body = (await response.json()) as { keys: Array<{ label: string }> };
+    expect(body.keys.map((key) => key.label)).toEqual(["primary", "backup"]);
+  });
+});
+
+describe("gateway: streaming", () => {
+  /** Holds the mock's stream before its second content chunk until the test lets it go. */
+  let release: () => void = () => {};
+  let held = false;
+  let upstream: MockUpstream;
+  let gateway: Gateway;
+  beforeAll(async () => {
+    ({ upstream, gateway } = await setup({
+      beforeChunk: async (index) => {
+        if (index !== 1) return;
+        held = true;
+        await new Promise<void>((resolve) => (release = resolve));
+        held = false;
+      },
+    }));
+  });
+
+  it("passes each chunk on as it arrives: the first reaches the client while the upstream is still held", async () => {
+    const response = await chat(gateway, { model: "m", stream: true, messages: [{ role: "user", content: "alpha beta gamma" }] });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    const reader = response.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    // Read until the first content chunk ("You said: ") is in: a gateway that buffered would never get
+    // here, since the upstream does not finish until released below.
+    while (!text.includes('"content":"You ')) {
+      const { value, done } = await reader.read();
+      expect(done).toBe(false);
+      text += decoder.decode(value, { stream: true });
+    }
+    expect(held).toBe(true);
+    expect(text).not.toContain("[DONE]");
+    expect(upstream.stats().total.streamsCompleted).toBe(0);
+
+    release();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+    expect(text.trimEnd().endsWith("data: [DONE]")).toBe(true);
+    expect(upstream.stats().total.streamsCompleted).toBe(1);
+  });
+
+  it("cancels the upstream stream when the client goes away", async () => {
+    const response = await chat(gateway, { model: "m", stream: true, messages: [{ role: "user", content: "one two three" }] });
+    const reader = response.body!.getReader();
+    await vi.waitFor(() => expect(held).toBe(true));
+    await reader.cancel();
+    await vi.waitFor(() => expect(upstream.stats().total.streamsAborted).toBe(1));
+    release();
+    expect(upstream.stats().total.streamsCompleted).toBe(1);
+  });
+});
+
+describe("gateway: keys file", () => {
+  it("reads one key per line, trimmed, without blank lines or # comments", () => {
+    expect(parseKeysFile(`# production keys\n${KEY_A}\n\n   ${KEY_B}  \r\n#${KEY_C}\n`)).toEqual([KEY_A, KEY_B]);
+  });
+});

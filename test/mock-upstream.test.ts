@@ -1,0 +1,231 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { goDuration, mulberry32, startMockUpstream, type MockUpstream, type MockUpstreamOptions } from "../examples/mock-upstream.js";
+import { parseDuration, parseRetryAfter } from "../src/index.js";
+
+const KEY_A = "sk-mock-AAAA1111bbbb2222cccc";
+const KEY_B = "sk-mock-BBBB3333dddd4444eeee";
+const REVOKED = "sk-mock-REVOKED5555ffff6666";
+
+/** A clock the test moves by hand, for the rate-limit windows. */
+function manualClock() {
+  let time = 10_000;
+  return {
+    now: () => time,
+    advance(ms: number) {
+      time += ms;
+    },
+  };
+}
+
+const running: MockUpstream[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((upstream) => upstream.close()));
+});
+
+async function start(options: Partial<MockUpstreamOptions> = {}) {
+  const clock = manualClock();
+  const upstream = await startMockUpstream({
+    keys: [KEY_A, KEY_B],
+    revokedKeys: [REVOKED],
+    errorRate: 0,
+    slowRate: 0,
+    chunkDelayMs: 0,
+    now: clock.now,
+    ...options,
+  });
+  running.push(upstream);
+  return { upstream, clock };
+}
+
+function chat(upstream: MockUpstream, key: string | undefined, body: object = { model: "m", messages: [{ role: "user", content: "hello there" }] }) {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (key !== undefined) headers.authorization = `Bearer ${key}`;
+  return fetch(`${upstream.url}/v1/chat/completions`, { method: "POST", headers, body: JSON.stringify(body) });
+}
+
+/** The JSON payloads of an SSE body, `[DONE]` as the string. */
+function events(text: string): unknown[] {
+  return text
+    .split("\n\n")
+    .filter((block) => block.startsWith("data: "))
+    .map((block) => block.slice("data: ".length))
+    .map((data) => (data === "[DONE]" ? data : JSON.parse(data)));
+}
+
+describe("mock upstream: chat completions", () => {
+  it("answers a chat completion in OpenAI's shape, echoing the last user message", async () => {
+    const { upstream } = await start();
+    const response = await chat(upstream, KEY_A);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("application/json");
+    const body = (await response.json()) as { object: string; choices: Array<{ message: { role: string; content: string }; finish_reason: string }> };
+    expect(body.object).toBe("chat.completion");
+    expect(body.choices[0]!.message).toMatchObject({ role: "assistant", content: "You said: hello there" });
+    expect(body.choices[0]!.finish_reason).toBe("stop");
+  });
+
+  it("streams server-sent events with several chunks, then data: [DONE]", async () => {
+    const { upstream } = await start();
+    const response = await chat(upstream, KEY_A, { model: "m", stream: true, messages: [{ role: "user", content: "one two three" }] });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    const all = events(await response.text());
+    expect(all.at(-1)).toBe("[DONE]");
+    const chunks = all.slice(0, -1) as Array<{ object: string; choices: Array<{ delta: { content?: string }; finish_reason: string | null }> }>;
+    expect(chunks.length).toBeGreaterThan(3);
+    expect(chunks.every((chunk) => chunk.object === "chat.completion.chunk")).toBe(true);
+    expect(chunks.map((chunk) => chunk.choices[0]!.delta.content ?? "").join("")).toBe("You said: one two three");
+    expect(chunks.at(-1)!.choices[0]!.finish_reason).toBe("stop");
+    expect(upstream.stats().byKey.get(KEY_A)!.streamsCompleted).toBe(1);
+  });
+
+  it("answers 400 to a body without messages and 404 to an unknown route", async () => {
+    const { upstream } = await start();
+    expect((await chat(upstream, KEY_A, { model: "m" })).status).toBe(400);
+    const missing = await fetch(`${upstream.url}/v1/nothing`, { headers: { authorization: `Bearer ${KEY_A}` } });
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { error: { code: string } }).error.code).toBe("unknown_url");
+  });
+});
+
+describe("mock upstream: request limits", () => {
+  it("counts down x-ratelimit-remaining-requests within a window", async () => {
+    const { upstream } = await start({ requestsPerWindow: 3, windowMs: 1_000 });
+    const remaining: Array<string | null> = [];
+    for (let i = 0; i < 3; i++) {
+      const response = await chat(upstream, KEY_A);
+      expect(response.status).toBe(200);
+      expect(response.headers.get("x-ratelimit-limit-requests")).toBe("3");
+      remaining.push(response.headers.get("x-ratelimit-remaining-requests"));
+      await response.body?.cancel();
+    }
+    expect(remaining).toEqual(["2", "1", "0"]);
+  });
+
+  it("answers 429 over the limit, with retry-after, retry-after-ms and x-ratelimit-* headers that agree", async () => {
+    const { upstream, clock } = await start({ requestsPerWindow: 2, windowMs: 2_000 });
+    await (await chat(upstream, KEY_A)).text();
+    clock.advance(500);
+    await (await chat(upstream, KEY_A)).text();
+    clock.advance(300);
+    const limited = await chat(upstream, KEY_A);
+    expect(limited.status).toBe(429);
+    // The window opened with the first request and has 2000 - 800 = 1200 ms left.
+    expect(limited.headers.get("retry-after")).toBe("2");
+    expect(limited.headers.get("retry-after-ms")).toBe("1200");
+    expect(limited.headers.get("x-ratelimit-limit-requests")).toBe("2");
+    expect(limited.headers.get("x-ratelimit-remaining-requests")).toBe("0");
+    expect(limited.headers.get("x-ratelimit-reset-requests")).toBe("1.2s");
+    expect(parseDuration(limited.headers.get("x-ratelimit-reset-requests"))).toBe(1_200);
+    // The library reads the same wait from these headers, with or without retry-after-ms.
+    expect(parseRetryAfter(limited.headers)).toBe(1_200);
+    const withoutMs = new Headers(limited.headers);
+    withoutMs.delete("retry-after-ms");
+    withoutMs.delete("retry-after");
+    expect(parseRetryAfter(withoutMs)).toBe(1_200);
+    const body = (await limited.json()) as { error: { code: string; type: string } };
+    expect(body.error).toMatchObject({ code: "rate_limit_exceeded", type: "requests" });
+  });
+
+  it("opens a new window once the old one has run out", async () => {
+    const { upstream, clock } = await start({ requestsPerWindow: 1, windowMs: 1_000 });
+    expect((await chat(upstream, KEY_A)).status).toBe(200);
+    expect((await chat(upstream, KEY_A)).status).toBe(429);
+    clock.advance(999);
+    expect((await chat(upstream, KEY_A)).status).toBe(429);
+    clock.advance(1);
+    const again = await chat(upstream, KEY_A);
+    expect(again.status).toBe(200);
+    expect(again.headers.get("x-ratelimit-remaining-requests")).toBe("0");
+  });
+
+  it("keeps a window per key: one key over its limit leaves the others alone", async () => {
+    const { upstream } = await start({ requestsPerWindow: 1 });
+    expect((await chat(upstream, KEY_A)).status).toBe(200);
+    expect((await chat(upstream, KEY_A)).status).toBe(429);
+    expect((await chat(upstream, KEY_B)).status).toBe(200);
+  });
+});
+
+describe("mock upstream: keys", () => {
+  it("answers 401 with an OpenAI-style invalid_api_key body to a revoked key, an unknown key and no key", async () => {
+    const { upstream } = await start();
+    for (const key of [REVOKED, "sk-mock-unknown-0000000000", undefined]) {
+      const response = await chat(upstream, key);
+      expect(response.status).toBe(401);
+      const body = (await response.json()) as { error: { code: string; type: string; message: string } };
+      expect(body.error).toMatchObject({ code: "invalid_api_key", type: "invalid_request_error" });
+      if (key !== undefined) expect(body.error.message).not.toContain(key);
+    }
+    const stats = upstream.stats();
+    expect(stats.byKey.get(REVOKED)).toMatchObject({ requests: 1, unauthorized: 1, served: 0 });
+    expect(stats.total).toMatchObject({ requests: 3, unauthorized: 3, served: 0 });
+  });
+});
+
+describe("mock upstream: server errors", () => {
+  it("answers 500 or 503 to every admitted request at errorRate 1, and counts them", async () => {
+    const { upstream } = await start({ errorRate: 1 });
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) statuses.push((await chat(upstream, KEY_A)).status);
+    expect(statuses.every((status) => status === 500 || status === 503)).toBe(true);
+    expect(upstream.stats().byKey.get(KEY_A)).toMatchObject({ requests: 8, serverErrors: 8, served: 0 });
+  });
+
+  it("draws the same errors from the same seed, and none at errorRate 0", async () => {
+    const run = async (seed: number, errorRate: number) => {
+      const { upstream } = await start({ errorRate, seed, requestsPerWindow: 100 });
+      const statuses: number[] = [];
+      for (let i = 0; i < 30; i++) statuses.push((await chat(upstream, KEY_A)).status);
+      return statuses;
+    };
+    const first = await run(42, 0.3);
+    expect(await run(42, 0.3)).toEqual(first);
+    expect(first.some((status) => status >= 500)).toBe(true);
+    expect(first.some((status) => status === 200)).toBe(true);
+    expect((await run(42, 0)).every((status) => status === 200)).toBe(true);
+  });
+
+  it("still answers when a response is slow", async () => {
+    const { upstream } = await start({ slowRate: 1, slowMs: 5 });
+    expect((await chat(upstream, KEY_A)).status).toBe(200);
+  });
+});
+
+describe("mock upstream: counters", () => {
+  it("counts requests, served, 429s, 401s and 5xx per key and in total", async () => {
+    const { upstream } = await start({ requestsPerWindow: 2 });
+    for (let i = 0; i < 3; i++) await (await chat(upstream, KEY_A)).text();
+    await (await chat(upstream, KEY_B)).text();
+    await (await chat(upstream, REVOKED)).text();
+    const stats = upstream.stats();
+    expect(stats.byKey.get(KEY_A)).toMatchObject({ requests: 3, served: 2, rateLimited: 1, unauthorized: 0, serverErrors: 0 });
+    expect(stats.byKey.get(KEY_B)).toMatchObject({ requests: 1, served: 1, rateLimited: 0 });
+    expect(stats.total).toMatchObject({ requests: 5, served: 3, rateLimited: 1, unauthorized: 1, serverErrors: 0 });
+    // A copy: changing it changes nothing in the mock.
+    stats.total.requests = 99;
+    expect(upstream.stats().total.requests).toBe(5);
+  });
+
+  it("rejects options out of range", async () => {
+    await expect(startMockUpstream({ keys: [KEY_A], requestsPerWindow: 0 })).rejects.toThrow(RangeError);
+    await expect(startMockUpstream({ keys: [KEY_A], errorRate: 2 })).rejects.toThrow(RangeError);
+  });
+});
+
+describe("mock upstream: helpers", () => {
+  it("formats durations as Go does", () => {
+    expect(goDuration(350)).toBe("350ms");
+    expect(goDuration(1_200)).toBe("1.2s");
+    expect(goDuration(90_000)).toBe("1m30s");
+    for (const ms of [1, 350, 1_200, 59_999, 90_000]) expect(parseDuration(goDuration(ms))).toBe(ms);
+  });
+
+  it("draws the same numbers from the same seed", () => {
+    const a = mulberry32(5);
+    const b = mulberry32(5);
+    const drawn = Array.from({ length: 5 }, () => a());
+    expect(Array.from({ length: 5 }, () => b())).toEqual(drawn);
+    expect(drawn.every((value) => value >= 0 && value < 1)).toBe(true);
+  });
+});
