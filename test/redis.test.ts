@@ -1,0 +1,446 @@
+/**
+ * The Redis adapter against a real `redis-server` that this suite starts on loopback (and stops).
+ * Without `redis-server` the suite is skipped with one line saying so, except under `CI=true`,
+ * where a missing server fails the run.
+ */
+import Redis from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CredentialRouter, fingerprint, type KeyState } from "../src/index.js";
+import { attachRedis, isRedisSyncError, type RedisLink, type RedisSyncError } from "../src/redis/index.js";
+import { findRedisServer, freePort, INSTALL_HINT, startRedisServer, type RedisServer } from "./helpers/redis-server.js";
+
+const BINARY = findRedisServer();
+// As vitest.config.ts reads it: any value but "false" counts.
+const IN_CI = Boolean(process.env.CI) && process.env.CI !== "false";
+if (BINARY === undefined && !IN_CI) {
+  console.log(`Redis suite skipped: redis-server is not installed (install it with: ${INSTALL_HINT})`);
+}
+
+if (BINARY === undefined && IN_CI) {
+  describe("Redis suite under CI", () => {
+    it("needs redis-server installed", () => {
+      throw new Error(`redis-server is not installed; CI must run the Redis suite (${INSTALL_HINT})`);
+    });
+  });
+}
+
+const KEYS = Array.from({ length: 8 }, (_, index) => `sk-live-${index}${"Q7x9".repeat(4)}-${(index * 7919).toString(36)}zz`);
+const [K0, K1, K2, K3, K4, K5, K6, K7] = KEYS as [string, string, string, string, string, string, string, string];
+const TEN_MINUTES = 600_000;
+/** How far two instances' views of one cooldown deadline may differ (each converts to its own clock). */
+const DEADLINE_TOLERANCE_MS = 50;
+
+/** Every promise rejection nobody handled while the suite ran; the adapter must cause none. */
+const unhandled: unknown[] = [];
+const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+
+interface Instance {
+  router: CredentialRouter;
+  redis: Redis;
+  link: RedisLink;
+  errors: RedisSyncError[];
+}
+
+describe.skipIf(BINARY === undefined)("Redis adapter", () => {
+  let server: RedisServer;
+  /** A raw connection that records everything published, on every channel. */
+  let capture: Redis;
+  /** A plain connection for reading what Redis holds. */
+  let reader: Redis;
+  const published: Array<{ channel: string; message: string }> = [];
+  const clients: Redis[] = [];
+  const links: RedisLink[] = [];
+  let namespaces = 0;
+
+  beforeAll(async () => {
+    process.on("unhandledRejection", onUnhandled);
+    server = await startRedisServer({ binary: BINARY! });
+    capture = client();
+    capture.on("pmessage", (_pattern: string, channel: string, message: string) => void published.push({ channel, message }));
+    await capture.psubscribe("*");
+    reader = client();
+  });
+
+  afterAll(async () => {
+    await Promise.all(links.map((link) => link.close()));
+    for (const redis of clients) redis.disconnect();
+    await server?.stop();
+    process.off("unhandledRejection", onUnhandled);
+  });
+
+  function client(port = server.port): Redis {
+    const redis = new Redis({ host: "127.0.0.1", port, retryStrategy: () => 50, maxRetriesPerRequest: 5 });
+    // Outages are part of the tests: the test's own connections expect their errors.
+    redis.on("error", () => {});
+    clients.push(redis);
+    return redis;
+  }
+
+  function namespace(): string {
+    return `test-${process.pid}-${++namespaces}`;
+  }
+
+  async function instance(ns: string, redis = client()): Promise<Instance> {
+    const router = new CredentialRouter(KEYS, { cooldownMs: TEN_MINUTES, maxCooldownMs: TEN_MINUTES });
+    const link = await attachRedis(router, redis, { namespace: ns });
+    links.push(link);
+    const errors: RedisSyncError[] = [];
+    link.subscribe((event) => void (event.type === "error" && errors.push(event.error)));
+    return { router, redis, link, errors };
+  }
+
+  /** Polls `condition` until it holds; returns how long that took. */
+  async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 3_000): Promise<number> {
+    const start = performance.now();
+    while (!(await condition())) {
+      if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    return performance.now() - start;
+  }
+
+  const statusOf = (instance: Instance, key: string) => instance.router.stateOf(key)?.status;
+
+  /** Each key's state as wall-clock data: `cooldown@<epoch ms>` or the status name. */
+  function view(router: CredentialRouter): Array<{ status: string; until?: number }> {
+    const now = Date.now();
+    return router.snapshot().map(({ state }) =>
+      state.status === "cooldown" ? { status: "cooldown", until: now + state.remainingMs } : { status: state.status },
+    );
+  }
+
+  /** The shared state Redis holds for `KEYS`, in the same form as {@link view}. */
+  async function redisView(ns: string): Promise<Array<{ status: string; until?: number }>> {
+    const hash = await reader.hgetall(`{${ns}}:state`);
+    const now = Date.now();
+    return KEYS.map((key) => {
+      const record = hash[fingerprint(key)];
+      if (record === undefined) return { status: "ready" };
+      const [, status, until] = record.split("|") as [string, string, string];
+      if (status === "cooldown") return Number(until) > now ? { status, until: Number(until) } : { status: "ready" };
+      return { status };
+    });
+  }
+
+  function agree(a: ReturnType<typeof view>, b: ReturnType<typeof view>): boolean {
+    return a.every(
+      (left, index) =>
+        left.status === b[index]!.status &&
+        (left.status !== "cooldown" || Math.abs(left.until! - b[index]!.until!) <= DEADLINE_TOLERANCE_MS),
+    );
+  }
+
+  /** Waits until every message published so far has reached the capture connection. */
+  async function drainPublished(): Promise<void> {
+    const marker = `marker-${Math.random()}`;
+    const sender = client();
+    await sender.publish("test-marker", marker);
+    await waitFor(() => published.some((entry) => entry.message === marker), "the marker message");
+    sender.disconnect();
+  }
+
+  describe("sharing between instances", () => {
+    const ns = namespace();
+    let a: Instance;
+    let b: Instance;
+
+    beforeAll(async () => {
+      a = await instance(ns);
+      b = await instance(ns);
+      expect(a.link.status).toBe("ready");
+      expect(b.link.status).toBe("ready");
+    });
+
+    it("a key A cools down or blocks is skipped by B within 200 ms", async () => {
+      a.router.markErrorWithDelay(K0, 60_000);
+      const cooled = await waitFor(() => statusOf(b, K0) === "cooldown", "B to see K0 cooling", 200);
+      a.router.markBlocked(K1);
+      const blocked = await waitFor(() => statusOf(b, K1) === "blocked", "B to see K1 blocked", 200);
+      expect(cooled).toBeLessThan(200);
+      expect(blocked).toBeLessThan(200);
+      // Same deadline on both, within clock conversion.
+      const remainingA = (a.router.stateOf(K0) as Extract<KeyState, { status: "cooldown" }>).remainingMs;
+      const remainingB = (b.router.stateOf(K0) as Extract<KeyState, { status: "cooldown" }>).remainingMs;
+      expect(Math.abs(remainingA - remainingB)).toBeLessThan(DEADLINE_TOLERANCE_MS);
+      for (let pick = 0; pick < 3 * KEYS.length; pick++) expect([K0, K1]).not.toContain(b.router.nextKey());
+    });
+
+    it("an instance attached later starts with the current states", async () => {
+      const c = await instance(ns);
+      // No waiting: attachRedis resolved after loading the shared state.
+      expect(statusOf(c, K0)).toBe("cooldown");
+      expect(statusOf(c, K1)).toBe("blocked");
+      expect(agree(view(c.router), view(a.router))).toBe(true);
+      await c.link.close();
+    });
+
+    it("clearCooldown on B restores the key on A", async () => {
+      b.router.clearCooldown(K1);
+      await waitFor(() => statusOf(a, K1) === "ready", "A to see K1 cleared", 200);
+      b.router.clearCooldown(K0);
+      await waitFor(() => statusOf(a, K0) === "ready", "A to see K0 cleared", 200);
+    });
+
+    it("a 429 racing a 401 never undoes the block, in either order", async () => {
+      a.router.markBlocked(K2);
+      b.router.markErrorWithDelay(K2, 30_000);
+      b.router.markErrorWithDelay(K3, 30_000);
+      a.router.markBlocked(K3);
+      await waitFor(
+        () => [a, b].every((instance) => statusOf(instance, K2) === "blocked" && statusOf(instance, K3) === "blocked"),
+        "both to hold K2 and K3 blocked",
+      );
+      expect((await redisView(ns)).slice(2, 4)).toEqual([{ status: "blocked" }, { status: "blocked" }]);
+    });
+
+    it("a cooldown never shortens a longer one from another instance", async () => {
+      a.router.markErrorWithDelay(K4, 120_000);
+      await waitFor(() => statusOf(b, K4) === "cooldown", "B to see K4 cooling");
+      // B's own router keeps the longer deadline, so this shorter one changes nothing, anywhere.
+      b.router.markErrorWithDelay(K4, 1_000);
+      b.router.markErrorWithDelay(K4, 180_000);
+      await waitFor(() => ((a.router.stateOf(K4) as { remainingMs?: number }).remainingMs ?? 0) > 150_000, "A to see the longer cooldown");
+      expect(agree(view(a.router), view(b.router))).toBe(true);
+    });
+
+    it("a state applied from another instance is not written or published again (no echo)", async () => {
+      await drainPublished();
+      const before = published.length;
+      const scriptCalls = async () => {
+        const stats = await reader.info("commandstats");
+        return [...stats.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)].reduce((sum, match) => sum + Number(match[1]), 0);
+      };
+      const callsBefore = await scriptCalls();
+      a.router.markDisabled(K5);
+      a.router.markErrorWithDelay(K6, 90_000);
+      await waitFor(() => statusOf(b, K5) === "disabled" && statusOf(b, K6) === "cooldown", "B to see K5 disabled and K6 cooling");
+      expect(await b.link.flush()).toBe(true);
+      expect(await a.link.flush()).toBe(true);
+      await drainPublished();
+      // One script call (A's batch of both marks), one message: B wrote nothing back.
+      expect((await scriptCalls()) - callsBefore).toBe(1);
+      const ours = published.slice(before).filter((entry) => entry.channel === `{${ns}}:changes`);
+      expect(ours).toHaveLength(1);
+      expect(ours[0]!.message.startsWith(`${a.link.instanceId} `)).toBe(true);
+    });
+
+    it("ignores messages older than the last applied version, and malformed ones, without throwing", async () => {
+      const forger = client();
+      const id = fingerprint(K5);
+      // K5 is disabled at version 1: an out-of-order "ready" at version 1 is ignored.
+      await forger.publish(`{${ns}}:changes`, `someone-else ${id}|1|ready|0`);
+      await forger.publish(`{${ns}}:changes`, `someone-else not|an|entry ${"x".repeat(10)}`);
+      await waitFor(() => b.errors.some((error) => error.operation === "message"), "B to report the malformed message");
+      expect(statusOf(b, K5)).toBe("disabled");
+      expect(statusOf(a, K5)).toBe("disabled");
+      for (const error of b.errors) {
+        expect(isRedisSyncError(error)).toBe(true);
+        for (const key of KEYS) expect(`${error.message} ${String(error.cause)}`).not.toContain(key);
+      }
+      b.errors.length = 0;
+      a.errors.length = 0;
+      forger.disconnect();
+    });
+
+    it("falls back from EVALSHA to EVAL when the server lost its script cache", async () => {
+      await reader.script("FLUSH");
+      a.router.clearCooldown(K5);
+      await waitFor(() => statusOf(b, K5) === "ready", "B to see K5 cleared after SCRIPT FLUSH");
+      expect(a.errors).toEqual([]);
+    });
+  });
+
+  describe("outages", () => {
+    it(
+      "keeps routing while Redis is down, then converges, transitions made meanwhile included",
+      async () => {
+        const ns = namespace();
+        const a = await instance(ns);
+        const b = await instance(ns);
+        a.router.markBlocked(K0);
+        b.router.markErrorWithDelay(K1, TEN_MINUTES);
+        await waitFor(() => statusOf(b, K0) === "blocked" && statusOf(a, K1) === "cooldown", "the first states to spread");
+
+        await server.stop();
+        await waitFor(() => a.link.status === "offline" && b.link.status === "offline", "both links to go offline");
+        // Routing goes on from local state; nothing throws.
+        for (let pick = 0; pick < 20; pick++) {
+          expect([K0, K1]).not.toContain(a.router.nextKey());
+          expect(b.router.nextKey()).toBeDefined();
+        }
+        expect(a.router.markBlocked(K2)).toBe(true);
+        expect(a.router.clearCooldown(K0)).toBe(true);
+        expect(b.router.markDisabled(K3)).toBe(true);
+        expect(b.router.markErrorWithDelay(K4, TEN_MINUTES)).toBe(true);
+        expect(b.router.markErrorWithDelay(K4, TEN_MINUTES + 5_000)).toBe(true);
+        expect(a.router.markError(K5)).toBe(true);
+        expect(await a.link.flush()).toBe(false);
+        // The failed reconnection attempts are reported, once per outage.
+        await waitFor(() => a.errors.some((error) => error.operation === "connect"), "A to report the outage");
+
+        // Back, empty (no persistence): the instances write what they did and what they hold.
+        await server.restart();
+        await waitFor(() => a.link.status === "ready" && b.link.status === "ready", "both links to be ready again", 5_000);
+        await waitFor(
+          () => agree(view(a.router), view(b.router)) && statusOf(a, K3) === "disabled" && statusOf(b, K2) === "blocked",
+          "A and B to agree",
+        );
+        const expected = ["ready", "cooldown", "blocked", "disabled", "cooldown", "cooldown", "ready", "ready"];
+        expect(view(a.router).map((entry) => entry.status)).toEqual(expected);
+        const shared = await redisView(ns);
+        expect(agree(shared, view(a.router))).toBe(true);
+        // The errors reported on the way name no key.
+        for (const error of [...a.errors, ...b.errors]) {
+          for (const key of KEYS) expect(`${error.message} ${String(error.cause)} ${(error.cause as Error)?.stack}`).not.toContain(key);
+        }
+        expect(unhandled).toEqual([]);
+      },
+      15_000,
+    );
+
+    it("attachRedis resolves offline when Redis is down, and syncs once it is up", async () => {
+      const port = await freePort();
+      const ns = namespace();
+      const router = new CredentialRouter(KEYS, { cooldownMs: TEN_MINUTES });
+      router.markBlocked(K6);
+      const started = performance.now();
+      const link = await attachRedis(router, client(port), { namespace: ns });
+      links.push(link);
+      expect(performance.now() - started).toBeLessThan(1_000);
+      expect(link.status).toBe("offline");
+      expect(router.nextKey()).toBeDefined();
+      router.markDisabled(K7);
+
+      const late = await startRedisServer({ binary: BINARY!, port });
+      try {
+        await waitFor(() => link.status === "ready", "the link to connect", 5_000);
+        const peer = new CredentialRouter(KEYS);
+        const peerLink = await attachRedis(peer, client(port), { namespace: ns });
+        expect(peer.stateOf(K6)?.status).toBe("blocked");
+        expect(peer.stateOf(K7)?.status).toBe("disabled");
+        await peerLink.close();
+        await link.close();
+      } finally {
+        await late.stop();
+      }
+      expect(unhandled).toEqual([]);
+    });
+  });
+
+  it(
+    "4 instances x 1,000 random marks agree with each other and with Redis at the end",
+    async () => {
+      const ns = namespace();
+      const instances = await Promise.all([0, 1, 2, 3].map(() => instance(ns)));
+      const run = async (instance: Instance, seed: number) => {
+        const random = mulberry32(seed);
+        const { router } = instance;
+        for (let mark = 0; mark < 1_000; mark++) {
+          const key = KEYS[Math.floor(random() * KEYS.length)]!;
+          const roll = random();
+          if (roll < 0.4) router.markErrorWithDelay(key, TEN_MINUTES + Math.floor(random() * 60_000));
+          else if (roll < 0.55) router.markError(key);
+          else if (roll < 0.68) router.markBlocked(key);
+          else if (roll < 0.72) router.markDisabled(key);
+          else router.clearCooldown(key);
+          router.nextKey();
+          // Let the network in now and then, so that the instances interleave.
+          if (mark % 7 === 0) await new Promise((resolve) => setImmediate(resolve));
+        }
+      };
+      await Promise.all(instances.map((instance, index) => run(instance, 0x5eed + index)));
+      expect(await Promise.all(instances.map((instance) => instance.link.flush()))).toEqual([true, true, true, true]);
+      await waitFor(() => instances.every((instance) => agree(view(instance.router), view(instances[0]!.router))), "the instances to agree", 5_000);
+      const shared = await redisView(ns);
+      for (const instance of instances) {
+        expect(agree(view(instance.router), shared), JSON.stringify({ local: view(instance.router), shared })).toBe(true);
+        expect(instance.errors).toEqual([]);
+      }
+    },
+    15_000,
+  );
+
+  it("close() detaches: the router works alone, only the link's own connection is ended", async () => {
+    const ns = namespace();
+    const redis = client();
+    await redis.ping();
+    const connections = async () => String(await redis.client("LIST")).trim().split("\n").length;
+    const before = await connections();
+    const a = await instance(ns, redis);
+    const b = await instance(ns);
+    await waitFor(() => a.link.status === "ready", "A to be ready");
+    expect(await connections()).toBe(before + 3); // A's subscriber, B's client and subscriber
+    await a.link.close();
+    expect(a.link.status).toBe("closed");
+    expect(await redis.ping()).toBe("PONG");
+    await waitFor(async () => (await connections()) === before + 2, "the subscriber connection to end");
+    a.router.markBlocked(K0);
+    expect(a.router.stateOf(K0)?.status).toBe("blocked");
+    b.router.markDisabled(K1);
+    expect(await b.link.flush()).toBe(true);
+    await drainPublished();
+    expect(a.router.stateOf(K1)?.status).toBe("ready");
+    expect(b.router.stateOf(K0)?.status).toBe("ready");
+    expect(await a.link.flush()).toBe(false);
+  });
+
+  it("rejects bad arguments at once, naming the option and never a key", () => {
+    const router = new CredentialRouter(KEYS);
+    const redis = client();
+    expect(() => attachRedis({} as never, redis)).toThrow(TypeError);
+    expect(() => attachRedis(router, {} as never)).toThrow(/redis\.evalsha must be a function/);
+    expect(() => attachRedis(router, redis, { namespace: "" })).toThrow(TypeError);
+    expect(() => attachRedis(router, redis, { namespace: "a{b}" })).toThrow(/namespace/);
+    expect(() => attachRedis(router, redis, { namespace: K0 as never, attachTimeoutMs: -1 })).toThrow(RangeError);
+    expect(() => attachRedis(router, redis, { namespace: 42 as never })).toThrow(/received 42/);
+    try {
+      attachRedis(router, redis, { namespace: `${K0} ` });
+    } catch (error) {
+      expect(String(error)).not.toContain(K0);
+    }
+  });
+
+  it("stores and publishes no key: only fingerprints", async () => {
+    await drainPublished();
+    const found: string[] = [];
+    let cursor = "0";
+    do {
+      const [next, names] = await reader.scan(cursor, "COUNT", 1_000);
+      cursor = next;
+      for (const name of names) {
+        found.push(name);
+        const type = await reader.type(name);
+        if (type === "string") found.push(String(await reader.get(name)));
+        else if (type === "hash") found.push(...Object.entries(await reader.hgetall(name)).flat());
+        else if (type === "list") found.push(...(await reader.lrange(name, 0, -1)));
+        else if (type === "set") found.push(...(await reader.smembers(name)));
+        else if (type === "zset") found.push(...(await reader.zrange(name, 0, -1, "WITHSCORES")));
+        else if (type === "stream") found.push(JSON.stringify(await reader.xrange(name, "-", "+")));
+        else found.push(`unexpected type ${type}`);
+      }
+    } while (cursor !== "0");
+    const everything = [...found, ...published.flatMap((entry) => [entry.channel, entry.message])].join("\n");
+    // The scan saw real data, and fingerprints are how keys are named there.
+    expect(found.length).toBeGreaterThan(2);
+    expect(published.length).toBeGreaterThan(10);
+    expect(everything).toContain(fingerprint(K0));
+    for (const key of KEYS) {
+      expect(everything).not.toContain(key);
+      // Nor a masked hint's halves joined, nor the key's distinctive middle.
+      expect(everything).not.toContain(key.slice(4, -4));
+    }
+    expect(everything).not.toContain("…");
+  });
+});
+
+/** A small seeded PRNG, so that a failing run can be replayed. */
+function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
