@@ -188,8 +188,10 @@ function isEntryPoint(): boolean {
   }
 }
 
-if (isEntryPoint()) {
+/** The command line: `--instances N [--redis redis://…] [--requests N] [--concurrency N]`. */
+export async function instancesMain(argv: readonly string[]): Promise<number> {
   const { values } = parseArgs({
+    args: [...argv],
     options: { instances: { type: "string" }, redis: { type: "string" }, requests: { type: "string" }, concurrency: { type: "string" } },
   });
   const options: InstancesDemoOptions = { instances: Number(values.instances ?? 4) };
@@ -197,8 +199,13 @@ if (isEntryPoint()) {
   if (redisUrl !== undefined) options.redisUrl = redisUrl;
   if (values.requests !== undefined) options.requests = Number(values.requests);
   if (values.concurrency !== undefined) options.concurrency = Number(values.concurrency);
-  runInstancesDemo(options).then(
-    () => process.exit(0),
+  await runInstancesDemo(options);
+  return 0;
+}
+
+if (isEntryPoint()) {
+  instancesMain(process.argv.slice(2)).then(
+    (code) => process.exit(code),
     (error: unknown) => {
       console.error(`error: ${error instanceof Error ? error.message : "the demo failed"}`);
       process.exit(1);

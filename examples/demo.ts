@@ -126,7 +126,10 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
-  main().then(
+  // `npm run demo -- --instances 3`: several gateways, independent and then sharing state via Redis.
+  const args = process.argv.slice(2);
+  const run = args.includes("--instances") ? () => import("./demo-instances.js").then((demo) => demo.instancesMain(args)) : main;
+  run().then(
     (code) => process.exit(code),
     (error: unknown) => {
       console.error(error instanceof Error ? `error: ${error.message}` : "error: the demo failed");

@@ -3,7 +3,7 @@ import { execute, type ExecuteHost, type ExecuteOptions, type KeyContext } from 
 import { fingerprint } from "./fingerprint.js";
 import { IndexHeap } from "./index-heap.js";
 import { BLOCKED, COOLDOWN, DISABLED, READY, STATUS_NAMES, type KeyState } from "./key-state.js";
-import { checkDuration, resolveOptions, type CredentialRouterOptions } from "./options.js";
+import { checkDuration, resolveOptions, type CredentialRouterOptions, type ResolvedOptions } from "./options.js";
 import { checkSavedState, type SavedKeyState, type SavedState } from "./saved-state.js";
 import { invalid, maskKey } from "./secret.js";
 import { createPicker, type Picker, type RoutingStrategy } from "./strategy.js";
@@ -43,12 +43,8 @@ export interface KeySnapshot extends KeyRef {
 export class CredentialRouter {
   readonly #keys: readonly string[];
   readonly #indexOf: Map<string, number>;
-  readonly #labels: readonly string[] | undefined;
-  readonly #strategy: RoutingStrategy;
-  readonly #maxRetry: number | undefined;
-  readonly #cooldownMs: number;
-  readonly #maxCooldownMs: number;
-  readonly #maxRetryAfterMs: number;
+  /** The checked options, defaults filled in. */
+  readonly #options: ResolvedOptions;
   readonly #now: () => number;
   readonly #events = new Emitter<RouterEvent>();
 
@@ -82,12 +78,7 @@ export class CredentialRouter {
     const size = copy.length;
     this.#keys = copy;
     this.#indexOf = indexOf;
-    this.#labels = resolved.labels;
-    this.#strategy = resolved.strategy;
-    this.#maxRetry = resolved.maxRetry;
-    this.#cooldownMs = resolved.cooldownMs;
-    this.#maxCooldownMs = resolved.maxCooldownMs;
-    this.#maxRetryAfterMs = resolved.maxRetryAfterMs;
+    this.#options = resolved;
     this.#now = resolved.now;
     this.#status = new Uint8Array(size);
     this.#deadline = new Float64Array(size);
@@ -105,12 +96,12 @@ export class CredentialRouter {
 
   /** The `maxRetry` option, or `undefined` when none was given. */
   get maxRetry(): number | undefined {
-    return this.#maxRetry;
+    return this.#options.maxRetry;
   }
 
   /** The routing strategy in use (a frozen copy of the option). */
   get strategy(): RoutingStrategy {
-    return this.#strategy;
+    return this.#options.strategy;
   }
 
   /**
@@ -144,7 +135,7 @@ export class CredentialRouter {
    */
   markErrorWithDelay(key: string, delayMs: number): boolean {
     checkDuration("delayMs", delayMs);
-    return this.#coolDown(this.#indexOf.get(key), Math.min(delayMs, this.#maxRetryAfterMs));
+    return this.#coolDown(this.#indexOf.get(key), Math.min(delayMs, this.#options.maxRetryAfterMs));
   }
 
   /**
@@ -378,7 +369,8 @@ export class CredentialRouter {
     const opening = this.#status[index] === READY;
     if (opening) this.#failures[index]!++;
     // At least one window: a success while this one runs ends the run, not this cooldown.
-    delayMs ??= Math.min(this.#cooldownMs * 2 ** Math.min(Math.max(this.#failures[index]!, 1) - 1, 1023), this.#maxCooldownMs);
+    const { cooldownMs, maxCooldownMs } = this.#options;
+    delayMs ??= Math.min(cooldownMs * 2 ** Math.min(Math.max(this.#failures[index]!, 1) - 1, 1023), maxCooldownMs);
     if (opening || now + delayMs > this.#deadline[index]!) this.#set(index, COOLDOWN, now, now + delayMs);
     return true;
   }
@@ -404,7 +396,8 @@ export class CredentialRouter {
     const ref = fields as T & KeyRef;
     ref.index = index;
     ref.hint = maskKey(this.#keys[index]!, index);
-    if (this.#labels !== undefined) ref.label = this.#labels[index]!;
+    const { labels } = this.#options;
+    if (labels) ref.label = labels[index]!;
     return ref;
   }
 
