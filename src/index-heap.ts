@@ -1,5 +1,5 @@
 /**
- * A binary min-heap of key indices ordered by a caller-owned priority array, lowest index first on
+ * A min-heap of key indices ordered by a caller-owned priority array, lowest index first on
  * ties. Each index is in the heap at most once (a position table tracks where), so raising or
  * lowering a priority moves the entry instead of adding another: the heap never holds stale
  * entries and never grows past the number of keys.
@@ -26,7 +26,7 @@ export class IndexHeap {
 
   /**
    * The index with the lowest priority that is not in `skip`, or -1. Only entries whose ancestors
-   * are all skipped can be that minimum, so this looks at no more than `2 * skip.size + 1` entries.
+   * are all skipped can be that minimum, so this looks at no more than `4 * skip.size + 1` entries.
    */
   peekExcept(skip: ReadonlySet<number>): number {
     let best = -1;
@@ -34,9 +34,9 @@ export class IndexHeap {
       const at = pending.pop()!;
       const index = this.#heap[at]!;
       if (!skip.has(index)) {
-        if (best < 0 || this.#before(index, best)) best = index;
+        if (best < 0 || this.#priority[index]! < this.#priority[best]! || (this.#priority[index] === this.#priority[best] && index < best)) best = index;
       } else {
-        pending.push(...[2 * at + 1, 2 * at + 2].filter((child) => child < this.size));
+        for (let child = 4 * at + 1; child <= 4 * at + 4 && child < this.size; child++) pending.push(child);
       }
     }
     return best;
@@ -56,23 +56,39 @@ export class IndexHeap {
     if (at !== this.size) this.#sift(last, at);
   }
 
-  /** Less, lowest index first on ties. */
-  #before(a: number, b: number): boolean {
-    const priority = this.#priority;
-    return priority[a]! < priority[b]! || (priority[a] === priority[b] && a < b);
-  }
-
-  /** Places `index` at `at`, then moves it up or down until the heap is in order again. */
+  /**
+   * Places `index` at `at`, then moves it up or down until the heap is in order again (lowest
+   * priority first, lowest index on ties). The heap is 4-ary: half the depth of a binary one, which
+   * matters most for the weighted strategy, whose every pick moves the top entry down.
+   */
   #sift(index: number, at: number): void {
     const heap = this.#heap;
-    while (at > 0 && this.#before(index, heap[(at - 1) >> 1]!)) {
-      this.#place(heap[(at - 1) >> 1]!, at);
-      at = (at - 1) >> 1;
+    const priority = this.#priority;
+    const size = this.size;
+    const key = priority[index]!;
+    const before = (other: number, otherKey: number) => otherKey < key || (otherKey === key && other < index);
+    while (at > 0) {
+      const parent = heap[(at - 1) >> 2]!;
+      if (before(parent, priority[parent]!)) break;
+      this.#place(parent, at);
+      at = (at - 1) >> 2;
     }
-    for (let child; (child = 2 * at + 1) < this.size; at = child) {
-      if (child + 1 < this.size && this.#before(heap[child + 1]!, heap[child]!)) child++;
-      if (!this.#before(heap[child]!, index)) break;
-      this.#place(heap[child]!, at);
+    for (let first; (first = 4 * at + 1) < size; ) {
+      let child = heap[first]!;
+      let childKey = priority[child]!;
+      let childAt = first;
+      for (let other = first + 1; other < first + 4 && other < size; other++) {
+        const candidate = heap[other]!;
+        const candidateKey = priority[candidate]!;
+        if (candidateKey < childKey || (candidateKey === childKey && candidate < child)) {
+          child = candidate;
+          childKey = candidateKey;
+          childAt = other;
+        }
+      }
+      if (!before(child, childKey)) break;
+      this.#place(child, at);
+      at = childAt;
     }
     this.#place(index, at);
   }

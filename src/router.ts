@@ -425,5 +425,6 @@ function copyKeys(keys: readonly string[]): { keys: readonly string[]; indexOf: 
     if (first !== undefined) throw new TypeError(`keys[${index}] duplicates keys[${first}]`);
     indexOf.set(key, index);
   }
-  return { keys: Object.freeze([...keys]), indexOf };
+  // A private copy, not frozen: V8 reads elements of a frozen array markedly slower, on the hot path.
+  return { keys: [...keys], indexOf };
 }

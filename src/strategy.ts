@@ -132,35 +132,52 @@ function membership(ready: Bitset, slotOf?: Int32Array): Pick<Picker, "add" | "d
 }
 
 /**
- * Round-robin within tiers. Keys are laid out in "slots" sorted by tier, then by index, so each tier
- * is a run of slots: the lowest ready slot names the tier that serves, and that tier's cursor
- * rotates within its run exactly as round-robin does over all keys.
+ * Keys laid out in "slots" sorted by `group` (then by index), so each group is a run of slots in one
+ * bitset, with a round-robin cursor per run. `rotate` picks within a run exactly as round-robin
+ * does over all keys. Priority groups by tier; weighted by weight.
  */
-function priorityPicker(tiers: readonly number[]): Picker {
-  const size = tiers.length;
-  const keyAt = Array.from(tiers.keys()).sort((a, b) => tiers[a]! - tiers[b]! || a - b);
+function runs(group: readonly number[]) {
+  const size = group.length;
+  const keyAt = Array.from(group.keys()).sort((a, b) => group[a]! - group[b]! || a - b);
   const slotOf = new Int32Array(size);
-  /** For each slot: the first slot of its tier's run, and the run's end; a tier's cursor sits at its first slot. */
+  /** For each slot: the first slot of its run and the run's end. A run's cursor sits at its first slot. */
   const start = new Int32Array(size);
   const end = new Int32Array(size);
   const cursor = new Int32Array(size);
   keyAt.forEach((index, slot) => {
     slotOf[index] = slot;
-    start[slot] = cursor[slot] = slot > 0 && tiers[index] === tiers[keyAt[slot - 1]!] ? start[slot - 1]! : slot;
+    start[slot] = cursor[slot] = slot > 0 && group[index] === group[keyAt[slot - 1]!] ? start[slot - 1]! : slot;
   });
   for (let slot = size; slot-- > 0; ) end[slot] = slot + 1 < size && start[slot + 1] === start[slot] ? end[slot + 1]! : slot + 1;
   const ready = fullBitset(size);
   return {
-    ...membership(ready, slotOf),
+    ready,
+    keyAt,
+    /** The first slot of the run the key at `index` is in: the run's (and its group's) name. */
+    runOf: (index: number) => start[slotOf[index]!]!,
+    membership: membership(ready, slotOf),
+    /** The key of the next ready slot in the run that starts at `first`, which must have one. */
+    rotate(first: number): number {
+      let slot = nextMember(ready, cursor[first]!);
+      // Past the run's end: wrap to its start.
+      if (slot < 0 || slot >= end[first]!) slot = nextMember(ready, first);
+      cursor[first] = slot + 1;
+      return keyAt[slot]!;
+    },
+  };
+}
+
+/**
+ * Round-robin among the ready keys of the lowest tier that has any: the lowest ready slot names the
+ * tier that serves.
+ */
+function priorityPicker(tiers: readonly number[]): Picker {
+  const { ready, keyAt, runOf, membership, rotate } = runs(tiers);
+  return {
+    ...membership,
     pick() {
       const first = nextMember(ready, 0);
-      if (first < 0) return -1;
-      const tier = start[first]!;
-      let slot = nextMember(ready, cursor[tier]!);
-      // Past the tier's end: wrap to its start, whose first ready slot is `first`.
-      if (slot < 0 || slot >= end[first]!) slot = first;
-      cursor[tier] = slot + 1;
-      return keyAt[slot]!;
+      return first < 0 ? -1 : rotate(runOf(keyAt[first]!));
     },
   };
 }
@@ -169,40 +186,63 @@ function priorityPicker(tiers: readonly number[]): Picker {
 const GOLDEN = 0.6180339887498949;
 
 /**
- * Earliest-deadline-first on a virtual clock: a key of weight w is due every 1/w virtual time units,
- * and each pick serves the ready key due first (lowest index on ties) and advances the clock to its
- * deadline. Keys start at phases spread by the golden ratio, so that no two keys start in step: light
- * keys fall between the heavy key's picks (5, 1, 1 gives a b a a c a a) instead of bunching up. A
- * key that comes back is due no earlier than one phase from now: it resumes its share, with no
- * catching up for the time it was out.
+ * Keys of equal weight form a class, served round-robin among its ready keys; the classes share the
+ * picks by earliest-deadline-first on a virtual clock. A class of k ready keys of weight w is due
+ * every 1/(k·w) virtual time units; each pick serves the class due first and advances the clock to
+ * its deadline. So each key gets its weight's share, a key that is out gives its share to the others
+ * in proportion to their weights, and a pick costs O(log c) for c distinct weights, however many
+ * keys there are. Classes start at phases spread by the golden ratio, so light keys fall between a
+ * heavy key's picks instead of bunching up; a class that comes back is due no earlier than one
+ * phase from now, with no catching up for the time it was out.
  */
 function weightedPicker(weights: readonly number[]): Picker {
-  const interval = Float64Array.from(weights, (weight) => 1 / weight);
-  const phase = Float64Array.from(weights, (_, index) => 1 - ((index * GOLDEN) % 1));
-  const due = Float64Array.from(phase, (start, index) => start * interval[index]!);
-  const ready = new IndexHeap(due);
-  // Past this, every deadline moves back by the virtual time, so float precision never runs out;
-  // that is about a million picks of the slowest key, so rebasing costs nothing amortised.
-  const rebaseAt = 2 ** 20 * interval.reduce((longest, each) => Math.max(longest, each));
+  const { keyAt, runOf, membership, rotate } = runs(weights);
+  /** By class (the first slot of its run): its phase, how many of its keys are ready, when it is due. */
+  const phase = new Float64Array(weights.length);
+  const count = new Int32Array(weights.length);
+  const due = new Float64Array(weights.length);
+  const classes = new IndexHeap(due);
+  /** Virtual time units between two picks of a class's keys: 1/(k·w). */
+  const interval = (first: number) => 1 / (count[first]! * weights[keyAt[first]!]!);
   let time = 0;
-  for (let index = 0; index < weights.length; index++) ready.set(index);
+  // Past this, every deadline moves back by the virtual time, so that float precision never runs
+  // out; that is about a million picks of the lightest key, so rebasing costs nothing amortised.
+  const rebaseAt = 2 ** 20 / weights.reduce((lightest, weight) => Math.min(lightest, weight));
+  let rank = 0;
+  for (const index of keyAt) {
+    const first = runOf(index);
+    if (count[first]!++ === 0) phase[first] = 1 - ((rank++ * GOLDEN) % 1);
+  }
+  for (const index of keyAt) {
+    const first = runOf(index);
+    due[first] = phase[first]! * interval(first);
+    classes.set(first);
+  }
   return {
     add(index, resumed) {
-      if (resumed) due[index] = Math.max(due[index]!, time + phase[index]! * interval[index]!);
-      ready.set(index);
+      membership.add(index, resumed);
+      const first = runOf(index);
+      if (count[first]!++ === 0) {
+        if (resumed) due[first] = Math.max(due[first]!, time + phase[first]! * interval(first));
+        classes.set(first);
+      }
     },
-    delete: (index) => ready.delete(index),
+    delete(index) {
+      membership.delete(index);
+      const first = runOf(index);
+      if (--count[first]! === 0) classes.delete(first);
+    },
     pick() {
-      if (ready.size === 0) return -1;
-      const index = ready.peek();
-      time = due[index]!;
-      due[index]! += interval[index]!;
-      ready.set(index);
+      if (classes.size === 0) return -1;
+      const first = classes.peek();
+      time = due[first]!;
+      due[first]! += interval(first);
+      classes.set(first);
       if (time > rebaseAt) {
-        for (let other = 0; other < due.length; other++) due[other]! -= time;
+        for (let slot = 0; slot < due.length; slot++) due[slot]! -= time;
         time = 0;
       }
-      return index;
+      return rotate(first);
     },
   };
 }
