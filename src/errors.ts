@@ -29,6 +29,7 @@ export class NoKeyAvailableError extends Error {
   readonly retryAfterMs: number | undefined;
 
   /**
+   * Makes the error; `execute` does, with `retryAfterMs` from `nextReadyInMs()`.
    * @param retryAfterMs - See {@link NoKeyAvailableError.retryAfterMs}.
    * @param options - `cause`, as for `Error`.
    */

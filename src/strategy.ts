@@ -31,9 +31,21 @@ import { invalid } from "./secret.js";
 export type RoutingStrategy =
   | { type: "round-robin" }
   | { type: "fill-first" }
-  | { type: "weighted"; weights: readonly number[] }
-  | { type: "priority"; tiers: readonly number[] }
-  | { type: "random"; random?: () => number };
+  | {
+      type: "weighted";
+      /** One finite weight `> 0` per key, in key order. */
+      weights: readonly number[];
+    }
+  | {
+      type: "priority";
+      /** One integer tier per key, in key order; the lowest tier serves first. */
+      tiers: readonly number[];
+    }
+  | {
+      type: "random";
+      /** The source of draws in `[0, 1)`. @defaultValue `Math.random` */
+      random?: () => number;
+    };
 
 /**
  * The set of ready keys, ordered the way one strategy picks from it. The router tells it which

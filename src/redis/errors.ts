@@ -32,6 +32,7 @@ export class RedisSyncError extends Error {
   readonly operation: RedisSyncOperation;
 
   /**
+   * Makes the error for a failed `operation`; the adapter does, and reports it to the link's listeners.
    * @param operation - See {@link RedisSyncError.operation}.
    * @param options - `cause`: the client's or server's error.
    */
