@@ -252,6 +252,7 @@ function weightedPicker(weights: readonly number[]): Picker {
       classes.set(first);
       if (time > rebaseAt) {
         for (let slot = 0; slot < due.length; slot++) due[slot]! -= time;
+        classes.shift(time);
         time = 0;
       }
       return rotate(first);
