@@ -55,11 +55,12 @@ const decimal = (text: string, unit: string) => (/^[\d.]+$/.test(text) ? parseDu
 
 /** Epoch milliseconds of a UTC date and time, or NaN when the date or the time is not a real one. */
 function utc(year: number, month: number, day: number, hour: number, minute: number, second: number): number {
+  const date = new Date(0);
   // setUTCFullYear, unlike Date.UTC, does not read years 0-99 as 1900-1999.
-  const midnight = new Date(0).setUTCFullYear(year, month, day);
+  date.setUTCFullYear(year, month, day);
   // A day or month that rolled over (Feb 30, month 13) was not a real date; second 60 is a leap second.
-  return new Date(midnight).getUTCMonth() == month && hour < 24 && minute < 60 && second < 61
-    ? midnight + ((hour * 60 + minute) * 60 + second) * 1e3
+  return date.getUTCMonth() == month && hour < 24 && minute < 60 && second < 61
+    ? date.setUTCHours(hour, minute, second)
     : NaN;
 }
 
@@ -84,7 +85,8 @@ function parseHttpDate(text: string, referenceMs: number): number {
 function parseRfc3339(text: string): number {
   const [, year, month, day, hour, minute, second, fraction = 0, sign = "+", offsetHour = 0, offsetMinute = 0] =
     RFC_3339.exec(text) ?? [];
-  // The offset is read as a time of day on 1970-01-01, which checks its hours and minutes.
+  // The offset is read as a time of day on 1970-01-01, which checks its hours and minutes; `sign + 1` is
+  // "+1" or "-1".
   return (
     utc(+year!, +month! - 1, +day!, +hour!, +minute!, +second!) +
     +fraction * 1e3 -
@@ -103,7 +105,8 @@ function property(value: unknown, key: PropertyKey): unknown {
 
 /** The text of a header value (the first of several) or of a number; "" when it is neither. */
 function text(value: unknown): string {
-  if (Array.isArray(value)) value = property(value, 0);
+  // The first of an array's values. (Array.isArray would throw on a revoked proxy.)
+  if (typeof value == "object") value = property(value, 0);
   return typeof value == "string" ? value.trim() : typeof value == "number" ? "" + value : "";
 }
 
@@ -185,8 +188,8 @@ function messageDelay(message: unknown): number | undefined {
  *
  * Understands Google RPC `RetryInfo.retryDelay` and `ErrorInfo.metadata.quotaResetDelay` (also in
  * Gemini's array form), OpenAI Codex `error.resets_in_seconds`, and messages such as
- * `"Please retry in 29.1s"` or `"retry after 5 seconds"`; the longest hint wins. Reads only plain data and
- * never throws.
+ * `"Please retry in 29.1s"` or `"retry after 5 seconds"`, found in the body, its `error` and `details` (at any
+ * depth) and array items; the longest hint wins. Reads only plain data and never throws.
  * @param body - The parsed body, or its text (JSON or not).
  * @returns Milliseconds to wait, or `undefined` when the body holds no usable hint.
  * @example
@@ -196,19 +199,24 @@ function messageDelay(message: unknown): number | undefined {
  */
 export function parseRetryDelay(body: unknown): number | undefined {
   let longest: number | undefined;
-  // Error bodies are small; this cap (with the depth and 64 items per array) keeps a hostile one cheap.
-  let visitsLeft = 1e3;
-  const visit = (value: unknown, depth: number): void => {
-    if (depth && visitsLeft--) {
+  // Each value is read once (a circular one too), and an array's first 64 items only: error bodies are
+  // small, and this keeps a hostile one cheap. Nothing is compared with `==` or `<` unless it is known to be
+  // a primitive: that could call its methods.
+  const visited = new Set<unknown>();
+  const visit = (value: unknown): void => {
+    // Array.isArray throws on a revoked proxy, and nesting deep enough overflows the stack.
+    try {
+      if (visited.has(value)) return;
+      visited.add(value);
       const type = property(value, "@type");
       for (const ms of [
         messageDelay(value),
         messageDelay(property(value, "message")),
         decimal(text(property(value, "resets_in_seconds")), "s"),
         parseDuration(
-          type == GOOGLE_RPC + "RetryInfo"
+          type === GOOGLE_RPC + "RetryInfo"
             ? property(value, "retryDelay")
-            : type == GOOGLE_RPC + "ErrorInfo" && property(property(value, "metadata"), "quotaResetDelay"),
+            : type === GOOGLE_RPC + "ErrorInfo" && property(property(value, "metadata"), "quotaResetDelay"),
         ),
       ]) {
         if (ms! >= (longest ?? 0)) longest = ms;
@@ -216,9 +224,12 @@ export function parseRetryDelay(body: unknown): number | undefined {
       // An array's items (Gemini sends an array of errors; `details` is an array), else the `error` (some
       // clients hand over the whole body, some its inner error object) and the `details`.
       const children = Array.isArray(value) ? value : [property(value, "error"), property(value, "details")];
-      for (let index = 0; index < (property(children, "length") as number) && index < 64; index++) {
-        visit(property(children, index), depth - 1);
+      const length = property(children, "length");
+      for (let index = 0; typeof length == "number" && index < length && index < 64; index++) {
+        visit(property(children, index));
       }
+    } catch {
+      // What was read so far counts.
     }
   };
   try {
@@ -226,7 +237,6 @@ export function parseRetryDelay(body: unknown): number | undefined {
   } catch {
     // Not JSON: the text itself is the message.
   }
-  // Deep enough for an array of bodies, each with an error holding an array of details.
-  visit(body, 5);
+  visit(body);
   return longest;
 }

@@ -39,6 +39,10 @@ const hostileProxy = new Proxy(
   },
 );
 
+const revocable = Proxy.revocable([], {});
+revocable.revoke();
+const revokedProxy: object = revocable.proxy;
+
 describe("parseRetryAfter: millisecond headers", () => {
   it("reads retry-after-ms as milliseconds", () => {
     expect(parseRetryAfter({ "retry-after-ms": "1500" }, NOW)).toBe(1500);
@@ -456,6 +460,12 @@ describe("parseRetryAfter: robustness", () => {
     expect(parseRetryAfter(hostileProxy as HeadersLike, NOW)).toBeUndefined();
   });
 
+  it("survives revoked proxies as the headers or as a value", () => {
+    expect(parseRetryAfter(revokedProxy as HeadersLike, NOW)).toBeUndefined();
+    const headers = { "retry-after-ms": revokedProxy, "retry-after": "7" } as unknown as HeadersLike;
+    expect(parseRetryAfter(headers, NOW)).toBe(7000);
+  });
+
   it("survives an array value whose first element throws", () => {
     const value = throwingGetter(["5"], "0");
     expect(parseRetryAfter({ "retry-after-ms": value, "retry-after": "7" }, NOW)).toBe(7000);
@@ -502,7 +512,8 @@ describe("parseRetryAfter: robustness", () => {
   it("reads a valid value padded to a huge size", () => {
     const padding = " ".repeat(2_000_000);
     expect(parseRetryAfter({ "retry-after": padding + "5" + padding }, NOW)).toBe(5000);
-    const headers = { "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "0".repeat(2_000_000) + "1s" };
+    const reset = "0".repeat(2_000_000) + "1s";
+    const headers = { "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": reset };
     expect(parseRetryAfter(headers, NOW)).toBe(1000);
   });
 });
@@ -735,6 +746,12 @@ describe("parseRetryDelay: robustness", () => {
     expect(parseRetryDelay({ error: { details: lyingArray } })).toBeUndefined();
   });
 
+  it("survives revoked proxies and reads the rest", () => {
+    expect(parseRetryDelay(revokedProxy)).toBeUndefined();
+    expect(parseRetryDelay([revokedProxy, googleError(retryInfo("2s"))])).toBe(2000);
+    expect(parseRetryDelay({ error: { resets_in_seconds: revokedProxy, message: "retry in 3s" } })).toBe(3000);
+  });
+
   it("survives a proxy that throws from every trap", () => {
     expect(parseRetryDelay(hostileProxy)).toBeUndefined();
     expect(parseRetryDelay({ error: hostileProxy })).toBeUndefined();
@@ -748,6 +765,20 @@ describe("parseRetryDelay: robustness", () => {
     expect(parseRetryDelay(error)).toBe(2000);
   });
 
+  it("reads each object once, even a circular one", () => {
+    let reads = 0;
+    const error: Record<string, unknown> = {
+      get message() {
+        reads++;
+        return "Please retry in 2s";
+      },
+    };
+    error.error = error;
+    error.details = [error, error, { error }];
+    expect(parseRetryDelay([error, error])).toBe(2000);
+    expect(reads).toBe(1);
+  });
+
   it("calls no methods on the body", () => {
     const trap = vi.fn(() => {
       throw new Error("method called");
@@ -757,6 +788,12 @@ describe("parseRetryDelay: robustness", () => {
     const body = { error: { message: sneaky, resets_in_seconds: sneaky, details } };
     expect(parseRetryDelay(body)).toBeUndefined();
     expect(parseRetryDelay(Object.assign([body], { [Symbol.iterator]: trap }))).toBeUndefined();
+    // A type or an array length that is an object is not compared (which would convert it).
+    expect(parseRetryDelay({ error: { details: [{ "@type": sneaky, retryDelay: "5s" }] } })).toBeUndefined();
+    const sneakyLength = new Proxy([retryInfo("5s")], {
+      get: (target, key) => (key === "length" ? sneaky : Reflect.get(target, key)),
+    });
+    expect(parseRetryDelay({ error: { details: sneakyLength } })).toBeUndefined();
     expect(trap).not.toHaveBeenCalled();
   });
 
