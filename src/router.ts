@@ -109,8 +109,10 @@ export class CredentialRouter {
    * disabled (then `nextReadyInMs()` says how long until one is back).
    */
   nextKey(): string | undefined {
-    // The hot path, kept apart from execute's picks that pass over tried keys.
-    if (this.#cooling.size !== 0) this.#expire();
+    // The hot path, kept apart from execute's picks that pass over tried keys. While keys cool, a
+    // pick costs one clock read and a look at the earliest deadline; #expire runs only when one ended.
+    const cooling = this.#cooling;
+    if (cooling.size !== 0 && this.#deadline[cooling.peek()]! <= this.#now()) this.#expire();
     const index = this.#picker.pick();
     return index < 0 ? this.#exhausted() : this.#keys[index];
   }
