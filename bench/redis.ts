@@ -14,7 +14,7 @@ import Redis from "ioredis";
 import { measure } from "mitata";
 import { CredentialRouter } from "../dist/index.js";
 import { attachRedis, type RedisLink } from "../dist/redis.js";
-import { INSTALL_HINT, startRedisServer, type RedisServer } from "../test/helpers/redis-server.js";
+import { startRedisServer, type RedisServer } from "../test/helpers/redis-server.js";
 
 const KEY_COUNT = 64;
 const MARKS = 200;
@@ -31,8 +31,9 @@ if (url === undefined) {
   try {
     server = await startRedisServer();
   } catch (error) {
-    console.error(`${(error as Error).message}; pass --redis <url> or install it (${INSTALL_HINT})`);
-    process.exit(1);
+    // `npm run bench` runs this after the core benchmark: without a Redis, say so and stop cleanly.
+    console.log(`\nRedis benchmark skipped: ${(error as Error).message}; or pass --redis <url>`);
+    process.exit(0);
   }
   url = server.url;
 }
