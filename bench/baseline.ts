@@ -12,7 +12,7 @@
  * priority as "lowest tier first, then round-robin by scanning", random as "collect the ready keys,
  * draw one".
  */
-import type { RoutingStrategy } from "../src/index.js";
+import type { RoutingStrategy } from "credential-router";
 
 const READY = 0;
 const COOLDOWN = 1;

@@ -12,8 +12,8 @@
  */
 import Redis from "ioredis";
 import { measure } from "mitata";
-import { CredentialRouter } from "../dist/index.js";
-import { attachRedis, type RedisLink } from "../dist/redis.js";
+import { CredentialRouter } from "credential-router";
+import { attachRedis, type RedisLink } from "credential-router/redis";
 import { startRedisServer, type RedisServer } from "../test/helpers/redis-server.js";
 
 const KEY_COUNT = 64;
