@@ -12,8 +12,6 @@
  * installed.
  */
 import { randomBytes } from "node:crypto";
-import { realpathSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import Redis from "ioredis";
 import { CredentialRouter } from "../src/index.js";
@@ -23,6 +21,7 @@ import { DEMO, demoKeys } from "./demo.js";
 import { startGateway, type Gateway } from "./gateway.js";
 import { runLoad } from "./load.js";
 import { startMockUpstream } from "./mock-upstream.js";
+import { runAsProgram } from "./program.js";
 
 /** Options of {@link runInstancesDemo}. */
 export interface InstancesDemoOptions {
@@ -179,15 +178,6 @@ async function runMode(
   }
 }
 
-/** Whether this file was started as the program (not imported). */
-function isEntryPoint(): boolean {
-  try {
-    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
-  } catch {
-    return false;
-  }
-}
-
 /** The command line: `--instances N [--redis redis://…] [--requests N] [--concurrency N]`. */
 export async function instancesMain(argv: readonly string[]): Promise<number> {
   const { values } = parseArgs({
@@ -203,12 +193,4 @@ export async function instancesMain(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
-if (isEntryPoint()) {
-  instancesMain(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (error: unknown) => {
-      console.error(`error: ${error instanceof Error ? error.message : "the demo failed"}`);
-      process.exit(1);
-    },
-  );
-}
+runAsProgram(import.meta.url, () => instancesMain(process.argv.slice(2)));

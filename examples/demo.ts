@@ -8,11 +8,10 @@
  * another entry point (several gateways sharing state, for instance) can reuse them.
  */
 import { randomBytes } from "node:crypto";
-import { realpathSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { startGateway } from "./gateway.js";
 import { formatSummary, keyRows, printTable, runLoad, startProgress, stateCounts, type LoadProgress } from "./load.js";
 import { mulberry32, startMockUpstream } from "./mock-upstream.js";
+import { runAsProgram } from "./program.js";
 
 export { formatSummary, formatTable, keyRows, percentile, printTable, runLoad, startProgress, stateCounts } from "./load.js";
 export type { KeyRow, LoadOptions, LoadProgress, LoadResult } from "./load.js";
@@ -116,24 +115,6 @@ async function main(): Promise<number> {
   return 0;
 }
 
-/** Whether this file was started as the program (not imported). */
-function isEntryPoint(): boolean {
-  try {
-    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) {
-  // `npm run demo -- --instances 3`: several gateways, independent and then sharing state via Redis.
-  const args = process.argv.slice(2);
-  const run = args.includes("--instances") ? () => import("./demo-instances.js").then((demo) => demo.instancesMain(args)) : main;
-  run().then(
-    (code) => process.exit(code),
-    (error: unknown) => {
-      console.error(error instanceof Error ? `error: ${error.message}` : "error: the demo failed");
-      process.exit(1);
-    },
-  );
-}
+// `npm run demo -- --instances 3`: several gateways, independent and then sharing state via Redis.
+const args = process.argv.slice(2);
+runAsProgram(import.meta.url, args.includes("--instances") ? () => import("./demo-instances.js").then((demo) => demo.instancesMain(args)) : main);

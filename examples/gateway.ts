@@ -21,13 +21,11 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { realpathSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import {
   CredentialRouter,
@@ -36,6 +34,7 @@ import {
   type CredentialRouterOptions,
   type RouterEvent,
 } from "../src/index.js";
+import { runAsProgram } from "./program.js";
 
 /** Options of {@link startGateway}. */
 export interface GatewayOptions {
@@ -487,21 +486,5 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   return 0;
 }
 
-if (isEntryPoint()) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (error: unknown) => {
-      console.error(error instanceof Error ? `error: ${error.message}` : "error: the gateway failed");
-      process.exit(1);
-    },
-  );
-}
+runAsProgram(import.meta.url, () => main(process.argv.slice(2)));
 
-/** Whether this file was started as the program (not imported, as the tests and the demo do). */
-function isEntryPoint(): boolean {
-  try {
-    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
-  } catch {
-    return false;
-  }
-}

@@ -10,11 +10,11 @@
  * npx tsx examples/mock-upstream.ts --keys-file keys.txt [--revoked-keys-file revoked.txt] [--port 0]
  * ```
  */
-import { readFileSync, realpathSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { runAsProgram } from "./program.js";
 
 /** What the mock did for one key (or, in `total`, for every request). */
 export interface MockKeyStats {
@@ -468,21 +468,5 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (isEntryPoint()) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (error: unknown) => {
-      console.error(error instanceof Error ? error.message : "mock upstream failed");
-      process.exit(1);
-    },
-  );
-}
+runAsProgram(import.meta.url, () => main(process.argv.slice(2)));
 
-/** Whether this file was started as the program (not imported, as the tests and the demo do). */
-function isEntryPoint(): boolean {
-  try {
-    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
-  } catch {
-    return false;
-  }
-}

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { addMember, deleteMember, fullBitset, nextMember } from "../src/bitset.js";
+import { seededRandom } from "./helpers/fixtures.js";
 
 /** The obvious answer: scan the members in order. */
 function naiveNext(members: Set<number>, size: number, from: number): number {
@@ -7,14 +8,9 @@ function naiveNext(members: Set<number>, size: number, from: number): number {
   return -1;
 }
 
-/** A small deterministic generator, so a failure can be replayed. */
-function lcg(seed: number) {
-  return () => ((seed = (seed * 1_103_515_245 + 12_345) >>> 0) / 2 ** 32);
-}
-
 describe("bitset", () => {
   it.each([1, 31, 32, 33, 1_000, 1_024, 1_025, 40_000])("answers nextMember like a scan at size %i", (size) => {
-    const random = lcg(size);
+    const random = seededRandom(size);
     const bits = fullBitset(size);
     const members = new Set(Array.from({ length: size }, (_, i) => i));
     for (let step = 0; step < 4_000; step++) {

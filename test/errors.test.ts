@@ -2,9 +2,7 @@ import { inspect } from "node:util";
 import { runInNewContext } from "node:vm";
 import { describe, expect, it } from "vitest";
 import { CredentialRouter, NoKeyAvailableError, isNoKeyAvailableError } from "../src/index.js";
-
-const KEY_A = "sk-proj-AAAA1111bbbb2222cccc";
-const KEY_B = "sk-proj-BBBB3333dddd4444eeee";
+import { KEY_A, KEY_B } from "./helpers/fixtures.js";
 
 /** A NoKeyAvailableError made in another realm by another copy of the class: same name and code. */
 function foreignNoKeyAvailableError(retryAfterMs: number | undefined): unknown {

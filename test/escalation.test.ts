@@ -1,19 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { CredentialRouter, type CredentialRouterOptions, type RouterEvent } from "../src/index.js";
-
-const KEY_A = "sk-proj-AAAA1111bbbb2222cccc";
-const KEY_B = "sk-proj-BBBB3333dddd4444eeee";
-
-/** A clock the test moves by hand. */
-function manualClock(start = 1_000) {
-  let time = start;
-  return {
-    now: () => time,
-    advance(ms: number) {
-      time += ms;
-    },
-  };
-}
+import { manualClock, KEY_A, KEY_B } from "./helpers/fixtures.js";
 
 function routerWith(options: CredentialRouterOptions = {}, keys: string[] = [KEY_A, KEY_B]) {
   const clock = manualClock();

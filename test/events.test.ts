@@ -1,22 +1,7 @@
 import { inspect } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CredentialRouter, type CredentialRouterOptions, type RouterEvent } from "../src/index.js";
-
-const KEY_A = "sk-proj-AAAA1111bbbb2222cccc";
-const KEY_B = "sk-proj-BBBB3333dddd4444eeee";
-const KEY_C = "sk-proj-CCCC5555ffff6666gggg";
-const KEYS = [KEY_A, KEY_B, KEY_C];
-
-/** A clock the test moves by hand. */
-function manualClock(start = 1_000) {
-  let time = start;
-  return {
-    now: () => time,
-    advance(ms: number) {
-      time += ms;
-    },
-  };
-}
+import { manualClock, KEY_A, KEY_B, KEY_C, KEYS } from "./helpers/fixtures.js";
 
 /** A router on a manual clock, with a listener that records every event. */
 function listenedRouter(options: CredentialRouterOptions = {}, keys: string[] = KEYS) {

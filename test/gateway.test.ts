@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseKeysFile, startGateway, type Gateway, type GatewayOptions } from "../examples/gateway.js";
 import { startMockUpstream, type MockUpstream, type MockUpstreamOptions } from "../examples/mock-upstream.js";
 import { CredentialRouter } from "../src/index.js";
+import { manualClock } from "./helpers/fixtures.js";
 
 const TOKEN = "gateway-client-token-0123456789";
 const KEY_A = "sk-test-AAAA1111bbbb2222cccc";
@@ -13,11 +14,6 @@ const REVOKED = "sk-test-REVOKED777hhhh8888";
 const SECRETS = [KEY_A, KEY_B, KEY_C, REVOKED, TOKEN];
 
 /** A clock the test moves by hand: the mock's rate-limit windows run on it. */
-function manualClock() {
-  let time = 10_000;
-  return { now: () => time };
-}
-
 /** Every server a test starts, closed in afterAll. */
 const running: Array<{ close(): Promise<void> }> = [];
 afterAll(async () => {
@@ -35,7 +31,7 @@ async function setup(
     errorRate: 0,
     slowRate: 0,
     chunkDelayMs: 0,
-    now: manualClock().now,
+    now: manualClock(10_000).now,
     ...upstreamOptions,
   });
   running.push(upstream);

@@ -1,9 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { IndexHeap } from "../src/index-heap.js";
-
-function lcg(seed: number) {
-  return () => ((seed = (seed * 1_103_515_245 + 12_345) >>> 0) / 2 ** 32);
-}
+import { seededRandom } from "./helpers/fixtures.js";
 
 /** The obvious answer: the member with the lowest priority, lowest index on ties. */
 function naiveMin(members: Set<number>, priority: Float64Array): number {
@@ -22,7 +19,7 @@ describe("IndexHeap", () => {
     const priority = new Float64Array(size);
     const heap = new IndexHeap(priority);
     const members = new Set<number>();
-    const random = lcg(7);
+    const random = seededRandom(7);
     for (let step = 0; step < 20_000; step++) {
       const index = Math.floor(random() * size);
       if (random() < 0.6) {
@@ -58,7 +55,7 @@ describe("IndexHeap.peekExcept", () => {
     const size = 64;
     const priority = new Float64Array(size);
     const heap = new IndexHeap(priority);
-    const random = lcg(11);
+    const random = seededRandom(11);
     for (let index = 0; index < size; index++) {
       priority[index] = Math.floor(random() * 20);
       heap.set(index);

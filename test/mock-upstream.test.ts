@@ -1,29 +1,20 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { goDuration, mulberry32, startMockUpstream, type MockUpstream, type MockUpstreamOptions } from "../examples/mock-upstream.js";
 import { parseDuration, parseRetryAfter } from "../src/index.js";
+import { manualClock } from "./helpers/fixtures.js";
 
 const KEY_A = "sk-mock-AAAA1111bbbb2222cccc";
 const KEY_B = "sk-mock-BBBB3333dddd4444eeee";
 const REVOKED = "sk-mock-REVOKED5555ffff6666";
 
 /** A clock the test moves by hand, for the rate-limit windows. */
-function manualClock() {
-  let time = 10_000;
-  return {
-    now: () => time,
-    advance(ms: number) {
-      time += ms;
-    },
-  };
-}
-
 const running: MockUpstream[] = [];
 afterEach(async () => {
   await Promise.all(running.splice(0).map((upstream) => upstream.close()));
 });
 
 async function start(options: Partial<MockUpstreamOptions> = {}) {
-  const clock = manualClock();
+  const clock = manualClock(10_000);
   const upstream = await startMockUpstream({
     keys: [KEY_A, KEY_B],
     revokedKeys: [REVOKED],

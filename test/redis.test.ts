@@ -7,6 +7,7 @@ import Redis from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CredentialRouter, fingerprint, type KeyState } from "../src/index.js";
 import { attachRedis, isRedisSyncError, type RedisLink, type RedisSyncError } from "../src/redis/index.js";
+import { seededRandom } from "./helpers/fixtures.js";
 import { findRedisServer, freePort, INSTALL_HINT, startRedisServer, type RedisServer } from "./helpers/redis-server.js";
 
 const BINARY = findRedisServer();
@@ -333,7 +334,7 @@ describe.skipIf(BINARY === undefined)("Redis adapter", () => {
       const ns = namespace();
       const instances = await Promise.all([0, 1, 2, 3].map(() => instance(ns)));
       const run = async (instance: Instance, seed: number) => {
-        const random = mulberry32(seed);
+        const random = seededRandom(seed);
         const { router } = instance;
         for (let mark = 0; mark < 1_000; mark++) {
           const key = KEYS[Math.floor(random() * KEYS.length)]!;
@@ -432,15 +433,3 @@ describe.skipIf(BINARY === undefined)("Redis adapter", () => {
     expect(everything).not.toContain("…");
   });
 });
-
-/** A small seeded PRNG, so that a failing run can be replayed. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}

@@ -2,17 +2,7 @@ import { inspect } from "node:util";
 import * as FakeTimers from "@sinonjs/fake-timers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CredentialRouter, type CredentialRouterOptions } from "../src/index.js";
-
-/** A clock the test moves by hand. */
-function manualClock(start = 1_000) {
-  let time = start;
-  return {
-    now: () => time,
-    advance(ms: number) {
-      time += ms;
-    },
-  };
-}
+import { manualClock } from "./helpers/fixtures.js";
 
 function routerWith(keys: string[], options: CredentialRouterOptions = {}) {
   const clock = manualClock();

@@ -1,10 +1,8 @@
 import * as FakeTimers from "@sinonjs/fake-timers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CredentialRouter, fingerprint, type CredentialRouterOptions, type SavedState } from "../src/index.js";
+import { KEY_A, KEY_B, KEY_C } from "./helpers/fixtures.js";
 
-const KEY_A = "sk-proj-AAAA1111bbbb2222cccc";
-const KEY_B = "sk-proj-BBBB3333dddd4444eeee";
-const KEY_C = "sk-proj-CCCC5555ffff6666gggg";
 const KEY_D = "sk-proj-DDDD7777hhhh8888iiii";
 const KEYS = [KEY_A, KEY_B, KEY_C, KEY_D];
 

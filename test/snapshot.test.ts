@@ -1,23 +1,10 @@
 import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
 import { CredentialRouter, type CredentialRouterOptions, type RouterEvent } from "../src/index.js";
+import { manualClock, KEY_A, KEY_B, KEY_C } from "./helpers/fixtures.js";
 
-const KEY_A = "sk-proj-AAAA1111bbbb2222cccc";
-const KEY_B = "sk-proj-BBBB3333dddd4444eeee";
-const KEY_C = "sk-proj-CCCC5555ffff6666gggg";
 const KEY_D = "sk-proj-DDDD7777hhhh8888iiii";
 const KEYS = [KEY_A, KEY_B, KEY_C, KEY_D];
-
-/** A clock the test moves by hand. */
-function manualClock(start = 1_000) {
-  let time = start;
-  return {
-    now: () => time,
-    advance(ms: number) {
-      time += ms;
-    },
-  };
-}
 
 function routerWith(options: CredentialRouterOptions = {}, keys: string[] = KEYS) {
   const clock = manualClock();

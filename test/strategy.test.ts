@@ -1,11 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { CredentialRouter, type RoutingStrategy } from "../src/index.js";
-
-function manualClock() {
-  let time = 0;
-  return { now: () => time, advance: (ms: number) => void (time += ms) };
-}
+import { manualClock } from "./helpers/fixtures.js";
 
 const letters = (count: number) => Array.from({ length: count }, (_, i) => String.fromCharCode(97 + i));
 
@@ -56,14 +52,14 @@ describe("weighted", () => {
   });
 
   it("gives a cooling key's share to the ready keys in proportion to their weights", () => {
-    const clock = manualClock();
+    const clock = manualClock(0);
     const router = new CredentialRouter(letters(4), { now: clock.now, strategy: { type: "weighted", weights: [4, 2, 1, 3] } });
     router.markError("d");
     expect(countOf(picks(router, 700))).toEqual({ a: 400, b: 200, c: 100 });
   });
 
   it("gives a key back from cooldown its share, with no burst to catch up", () => {
-    const clock = manualClock();
+    const clock = manualClock(0);
     const router = new CredentialRouter(letters(2), { now: clock.now, cooldownMs: 1_000, strategy: { type: "weighted", weights: [1, 1] } });
     router.markError("b");
     picks(router, 500);
@@ -90,7 +86,7 @@ describe("weighted", () => {
         fc.array(fc.double({ min: 0.01, max: 100, noNaN: true }), { minLength: 1, maxLength: 6 }),
         fc.array(fc.tuple(fc.nat(5), fc.constantFrom("cool", "block", "clear", "advance", "pick")), { maxLength: 80 }),
         (weights, steps) => {
-          const clock = manualClock();
+          const clock = manualClock(0);
           const keys = letters(weights.length);
           const router = new CredentialRouter(keys, { now: clock.now, cooldownMs: 50, strategy: { type: "weighted", weights } });
           for (const [at, action] of steps) {
@@ -119,7 +115,7 @@ describe("priority", () => {
   });
 
   it("falls through to the next tier when a tier is all out, and returns as soon as a better key is ready", () => {
-    const clock = manualClock();
+    const clock = manualClock(0);
     const router = new CredentialRouter(letters(5), {
       now: clock.now,
       cooldownMs: 100,
