@@ -253,7 +253,9 @@ export class CredentialRouter {
    * exactly the states given, and tells the listeners. Unlike the marks, this may lower a state: it is
    * how a state decided elsewhere (an admin's `clearCooldown` on another instance) arrives here.
    * Entries for keys this router does not hold are ignored; cooldowns that have ended make the key
-   * ready. Each entry's `failures` (0 when absent) replaces the key's own.
+   * ready. An entry's `failures`, when given, replaces the key's own; without it the key keeps its
+   * own count (an entry that makes a key ready without `failures` still ends its run, as
+   * `clearCooldown` does).
    * @throws TypeError when `state` is not shaped like {@link SavedState}.
    */
   importState(state: SavedState): void {
@@ -261,10 +263,11 @@ export class CredentialRouter {
     const indexOf = this.#fingerprintIndex();
     const now = this.#now();
     const wallNow = Date.now();
-    for (const { id, status, until = 0, failures = 0 } of state.keys) {
+    for (const { id, status, until = 0, failures } of state.keys) {
       const index = indexOf.get(id);
       if (index === undefined) continue;
-      this.#failures[index] = failures;
+      if (failures !== undefined) this.#failures[index] = failures;
+      else if (status === "ready") this.#failures[index] = 0;
       const deadline = now + (until - wallNow);
       const code = status === "cooldown" && deadline <= now ? READY : STATUS_NAMES.indexOf(status);
       if (code !== this.#status[index] || (code === COOLDOWN && deadline !== this.#deadline[index])) {
