@@ -42,6 +42,8 @@ export type RouterListener = (event: RouterEvent) => void;
  */
 export class Emitter<E> {
   #listeners: ReadonlyArray<(event: E) => unknown> = [];
+  /** The event being delivered, then those emitted meanwhile. */
+  readonly #queue: E[] = [];
 
   /** Whether anyone listens: events are only built when this is true. */
   get active(): boolean {
@@ -64,15 +66,22 @@ export class Emitter<E> {
   }
 
   emit(event: E): void {
-    for (const listener of this.#listeners) {
-      try {
-        // An async listener throws by rejecting: that, too, must not reach the event loop.
-        const result: unknown = listener(event);
-        if (typeof (result as PromiseLike<unknown> | null)?.then === "function") {
-          (result as PromiseLike<unknown>).then(undefined, ignore);
+    // Breadth-first: an event emitted by a listener (a mark made inside a listener) waits until the
+    // current one has reached every listener, so that all listeners see events in the order of the
+    // changes they report.
+    this.#queue.push(event);
+    if (this.#queue.length > 1) return;
+    for (let next: E | undefined = event; next !== undefined; this.#queue.shift(), next = this.#queue[0]) {
+      for (const listener of this.#listeners) {
+        try {
+          // An async listener throws by rejecting: that, too, must not reach the event loop.
+          const result: unknown = listener(next);
+          if (typeof (result as PromiseLike<unknown> | null)?.then === "function") {
+            (result as PromiseLike<unknown>).then(undefined, ignore);
+          }
+        } catch {
+          // Deliberately dropped: neither the caller of a mark nor the event loop should see it.
         }
-      } catch {
-        // Deliberately dropped: neither the caller of a mark nor the event loop should see it.
       }
     }
   }

@@ -54,24 +54,24 @@ export interface ExecuteOptions {
    * Aborts the call: checked before each attempt, it also ends a wait between attempts. `execute`
    * then rejects with `signal.reason`; an attempt that fails because of the abort marks nothing.
    */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /**
    * How many keys to try at most; no key is tried twice in one call. A positive integer.
    * @defaultValue `router.maxRetry ?? router.size`
    */
-  maxAttempts?: number;
+  maxAttempts?: number | undefined;
   /**
    * How long the call may wait, in total, for a cooling key to come back when no untried key is
    * ready. With `0`, it never waits.
    * @defaultValue `0`
    */
-  maxWaitMs?: number;
+  maxWaitMs?: number | undefined;
   /**
    * Decides an attempt's verdict; return `undefined` to keep the default one (see the README's
    * table: a value with no status or a 2xx/3xx success, 429 cooldown, 401/402/403 blocked, 408/5xx
    * cooldown, other 4xx pass, network errors retry).
    */
-  classify?: (outcome: Outcome) => Verdict | undefined;
+  classify?: ((outcome: Outcome) => Verdict | undefined) | undefined;
 }
 
 /**
@@ -100,7 +100,7 @@ let neverAborts: AbortSignal | undefined;
 export async function execute<T>(
   router: CredentialRouter,
   host: ExecuteHost,
-  fn: (key: string, context: KeyContext) => Promise<T>,
+  fn: (key: string, context: KeyContext) => T | PromiseLike<T>,
   options: ExecuteOptions = {},
 ): Promise<T> {
   if (typeof fn !== "function") invalid(TypeError, "fn", "a function", fn);
@@ -126,9 +126,13 @@ export async function execute<T>(
     const index = host.pick(tried);
     if (index === -1) {
       const waitMs = host.waitMs(tried);
-      if (waitMs === undefined || waitMs > waitLeft) break;
-      waitLeft -= waitMs;
-      await sleep(waitMs, signal).catch(abandon);
+      // After a wait, a millisecond of grace: timers may fire a little before the deadline the
+      // router's clock sees, and the last fraction of a wait must not end the call.
+      if (!(waitMs! <= waitLeft + (waitLeft < maxWaitMs ? 1 : 0))) break;
+      // In slices a timer can hold, for waits of weeks; the budget pays for the time slept.
+      const sleepMs = Math.min(Math.ceil(waitMs!), 2 ** 31 - 1);
+      waitLeft -= sleepMs;
+      await sleep(sleepMs, signal).catch(abandon);
       continue;
     }
     tried.add(index);
@@ -144,34 +148,46 @@ export async function execute<T>(
       // An attempt cut short by the caller's abort says nothing about the key.
       if (outcome.status === undefined && signal?.aborted) throw signal.reason;
     }
-    const verdict = classify?.(outcome) ?? defaultVerdict(outcome);
-    switch (verdict.type) {
-      case "success":
-        router.markSuccess(key);
-        return settle(outcome);
-      case "pass":
-        return settle(outcome);
-      case "retry":
-        break;
-      case "cooldown": {
-        const delayMs = "delayMs" in verdict ? verdict.delayMs : waitHint(outcome);
-        if (delayMs === undefined) router.markError(key);
-        else router.markErrorWithDelay(key, delayMs);
-        break;
-      }
-      case "blocked":
-        router.markBlocked(key);
-        break;
-      case "disabled":
-        router.markDisabled(key);
-        break;
-      default:
-        invalid(TypeError, "the verdict classify returned", "a Verdict", verdict);
+    let stop: boolean;
+    try {
+      stop = judge(router, key, outcome, classify?.(outcome) ?? defaultVerdict(outcome));
+    } catch (error) {
+      // A classify that throws or answers nonsense: nobody will see this response.
+      discard(outcome);
+      throw error;
     }
+    if (stop) return settle(outcome);
     last = outcome;
   }
   if (last) return settle(last);
   throw new NoKeyAvailableError(router.nextReadyInMs());
+}
+
+/** Marks the key as `verdict` says; returns whether `execute` stops here. */
+function judge(router: CredentialRouter, key: string, outcome: Outcome, verdict: Verdict): boolean {
+  switch (verdict?.type) {
+    case "success":
+      router.markSuccess(key);
+      return true;
+    case "pass":
+      return true;
+    case "retry":
+      return false;
+    case "cooldown": {
+      const delayMs = "delayMs" in verdict ? verdict.delayMs : waitHint(outcome);
+      if (delayMs === undefined) router.markError(key);
+      else router.markErrorWithDelay(key, delayMs);
+      return false;
+    }
+    case "blocked":
+      router.markBlocked(key);
+      return false;
+    case "disabled":
+      router.markDisabled(key);
+      return false;
+    default:
+      return invalid(TypeError, "the verdict classify returned", "a Verdict", verdict);
+  }
 }
 
 /** The default rules; see {@link ExecuteOptions.classify}. */
@@ -214,12 +230,12 @@ function settle<T>(outcome: Outcome): T {
  * goes back to the pool instead of waiting for the garbage collector.
  */
 function discard(outcome: Outcome | undefined): void {
-  if (outcome?.type === "resolved") {
-    read(() => {
-      const body = (outcome.value as { body?: ReadableStream }).body!;
-      if (!body.locked) body.cancel().catch(() => {});
-    });
-  }
+  read(() => {
+    // A resolved Response, or one an error carries (ky's HTTPError, ofetch's FetchError).
+    const response = outcome && (outcome.type === "resolved" ? outcome.value : (outcome.error as { response?: unknown }).response);
+    const body = (response as { body?: ReadableStream }).body!;
+    if (!body.locked) body.cancel().catch(() => {});
+  });
 }
 
 /** Status and headers of a response or an error, as the common HTTP clients expose them. */

@@ -9,50 +9,50 @@ export interface CredentialRouterOptions {
    * failures, which `maxCooldownMs` lets grow. A finite number `>= 0`.
    * @defaultValue `30_000`
    */
-  cooldownMs?: number;
+  cooldownMs?: number | undefined;
   /**
    * The longest a default cooldown may grow to. The n-th consecutive failed cooldown window of a key
    * lasts `cooldownMs * 2^(n-1)`, capped here (1 s, 2 s, 4 s, … for `cooldownMs: 1000`);
    * `markSuccess` and `clearCooldown` start the count again. Equal to `cooldownMs` means no growth.
    * @defaultValue `cooldownMs`
    */
-  maxCooldownMs?: number;
+  maxCooldownMs?: number | undefined;
   /**
    * The longest a server-given delay (`markErrorWithDelay`) may cool a key; longer ones are cut to it,
    * so one bad header cannot shelve a key for a year.
    * @defaultValue `86_400_000` (24 hours)
    */
-  maxRetryAfterMs?: number;
+  maxRetryAfterMs?: number | undefined;
   /**
    * A name for each key, shown to people in events and snapshots instead of the key: one string per
    * key, in the same order.
    * @defaultValue `undefined`
    */
-  labels?: readonly string[];
+  labels?: readonly string[] | undefined;
   /**
    * State saved by `router.exportState()` to start from, such as after a restart. Keys are matched
    * by fingerprint, so the key list may have been reordered or changed; entries for keys no longer
    * present are ignored, cooldowns that have ended since are dropped.
    * @defaultValue `undefined`
    */
-  initialState?: SavedState;
+  initialState?: SavedState | undefined;
   /**
    * How the next key is chosen among the ready ones.
    * @defaultValue `{ type: "round-robin" }`
    */
-  strategy?: RoutingStrategy;
+  strategy?: RoutingStrategy | undefined;
   /**
    * How many keys a caller should try for one request before giving up; a positive integer. The
    * router only reports it (`router.maxRetry`); leave it out to mean "every key".
    * @defaultValue `undefined`
    */
-  maxRetry?: number;
+  maxRetry?: number | undefined;
   /**
    * The clock: a monotonic time in milliseconds. It is read at each call that needs the time, so
    * fake timers installed after the router was made still apply.
    * @defaultValue `() => performance.now()`
    */
-  now?: () => number;
+  now?: (() => number) | undefined;
 }
 
 /** Options after checking, with defaults filled in. @internal */
@@ -107,7 +107,20 @@ export function resolveOptions(options: CredentialRouterOptions = {}, size: numb
     initialState,
     strategy: copyStrategy(strategy, size),
     maxRetry,
-    now,
+    now: now === performanceNow ? now : finiteClock(now),
+  };
+}
+
+/**
+ * A caller's clock that can never poison the router: a reading that is not a finite number (NaN from
+ * a bad subtraction, say) counts as the last good one, so that no deadline becomes NaN and every
+ * cooldown still ends.
+ */
+function finiteClock(now: () => number): () => number {
+  let last = 0;
+  return () => {
+    const time = now();
+    return typeof time === "number" && time - time === 0 ? (last = time) : last;
   };
 }
 

@@ -290,7 +290,7 @@ export class CredentialRouter {
    * );
    * ```
    */
-  execute<T>(fn: (key: string, context: KeyContext) => Promise<T>, options?: ExecuteOptions): Promise<T> {
+  execute<T>(fn: (key: string, context: KeyContext) => T | PromiseLike<T>, options?: ExecuteOptions): Promise<T> {
     this.#host ??= {
       pick: (tried) => this.#pick(tried),
       waitMs: (tried) => {
@@ -303,15 +303,18 @@ export class CredentialRouter {
     return execute(this, this.#host, fn, options);
   }
 
-  /**
-   * The next ready key's index by the strategy that is not in `tried`, or -1. Only the tried keys
-   * still ready need hiding from the picker, and only for the length of this call.
-   */
+  /** The next ready key's index by the strategy that is not in `tried`, or -1. */
   #pick(tried: ReadonlySet<number>): number {
     if (this.#cooling.size !== 0) this.#expire();
-    const hidden = [...tried].filter((index) => this.#status[index] === READY);
-    for (const index of hidden) this.#picker.delete(index);
-    const index = this.#picker.pick();
+    // Pass over the tried keys the strategy offers, hiding each for the rest of this pick only: the
+    // cost is the number of tried keys met, not of keys tried (round-robin's cursor has usually
+    // moved past them already).
+    const hidden: number[] = [];
+    let index: number;
+    while ((index = this.#picker.pick()) >= 0 && tried.has(index)) {
+      this.#picker.delete(index);
+      hidden.push(index);
+    }
     for (const other of hidden) this.#picker.add(other, false);
     if (index < 0) this.#exhausted();
     return index;
@@ -368,9 +371,10 @@ export class CredentialRouter {
   /** Cools the key down for `delayMs`, or for its escalating default when that is `undefined`. */
   #coolDown(index: number | undefined, delayMs: number | undefined): boolean {
     if (index === undefined) return false;
-    if (this.#status[index]! > COOLDOWN) return true;
-    // A window that has run out is over: this mark opens a new one rather than extending it.
+    // A window that has run out is over: this mark opens a new one rather than extending it. Expiry
+    // comes first, as its events may run listeners that mark this very key.
     const now = this.#cooling.size === 0 ? this.#now() : this.#expire();
+    if (this.#status[index]! > COOLDOWN) return true;
     const opening = this.#status[index] === READY;
     if (opening) this.#failures[index]!++;
     // At least one window: a success while this one runs ends the run, not this cooldown.

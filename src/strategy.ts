@@ -214,16 +214,17 @@ function weightedPicker(weights: readonly number[]): Picker {
   const count = new Int32Array(weights.length);
   const due = new Float64Array(weights.length);
   const classes = new IndexHeap(due);
+  // Weights as fractions of the heaviest, so that k·w cannot overflow, and no less than 2^-30, so
+  // that every interval stays finite (1e308 and 5e-324 are both "finite numbers > 0").
+  const heaviest = weights.reduce((most, weight) => Math.max(most, weight));
   /** Virtual time units between two picks of a class's keys: 1/(k·w). */
-  const interval = (first: number) => 1 / (count[first]! * weights[keyAt[first]!]!);
+  const interval = (first: number) => 1 / (count[first]! * Math.max(weights[keyAt[first]!]! / heaviest, 2 ** -30));
   let time = 0;
-  // Past this, every deadline moves back by the virtual time, so that float precision never runs
-  // out; that is about a million picks of the lightest key, so rebasing costs nothing amortised.
-  const rebaseAt = 2 ** 20 / weights.reduce((lightest, weight) => Math.min(lightest, weight));
-  let rank = 0;
+  /** The first slot of each class. */
+  const firsts: number[] = [];
   for (const index of keyAt) {
     const first = runOf(index);
-    if (count[first]!++ === 0) phase[first] = 1 - ((rank++ * GOLDEN) % 1);
+    if (count[first]!++ === 0) phase[first] = 1 - ((firsts.push(first) - 1) * GOLDEN) % 1;
   }
   for (const index of keyAt) {
     const first = runOf(index);
@@ -250,8 +251,10 @@ function weightedPicker(weights: readonly number[]): Picker {
       time = due[first]!;
       due[first]! += interval(first);
       classes.set(first);
-      if (time > rebaseAt) {
-        for (let slot = 0; slot < due.length; slot++) due[slot]! -= time;
+      // Past 2^20 (a million picks of the heaviest class), every deadline moves back by the virtual
+      // time, so that float precision never runs out; amortised, that costs nothing.
+      if (time > 2 ** 20) {
+        for (const other of firsts) due[other]! -= time;
         classes.shift(time);
         time = 0;
       }

@@ -441,3 +441,16 @@ describe("events keep keys secret", () => {
     expect(JSON.stringify(event)).not.toContain("short-key");
   });
 });
+
+describe("events emitted from inside a listener", () => {
+  it("reach every listener after the event being delivered, in the order of the changes", () => {
+    const { router } = listenedRouter();
+    const seen: string[] = [];
+    router.subscribe((event) => {
+      if (event.type === "blocked" && event.index === 0) router.markError(KEY_B);
+    });
+    router.subscribe((event) => seen.push(`${event.type}:${"index" in event ? event.index : "-"}`));
+    router.markBlocked(KEY_A);
+    expect(seen).toEqual(["blocked:0", "cooldown:1"]);
+  });
+});

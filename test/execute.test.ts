@@ -652,6 +652,29 @@ describe("execute: discarded responses", () => {
     expect(await responses[2]!.text()).toBe("r2");
   });
 
+  it("cancels the body of a Response carried by an error it moved past (ky's HTTPError)", async () => {
+    const { router } = routerWith();
+    const response = new Response("x", { status: 503 });
+    const { fn } = upstream({ [KEY_A]: fail(Object.assign(new Error("HTTP 503"), { response })), [KEY_B]: () => ok() });
+    expect(((await router.execute(fn)) as Response).status).toBe(200);
+    expect(response.bodyUsed).toBe(true);
+  });
+
+  it("cancels the body when classify throws, and rejects with classify's error", async () => {
+    const { router } = routerWith();
+    const response = new Response("x", { status: 200 });
+    const broken = new Error("classify broke");
+    const { fn } = upstream({ [KEY_A]: () => response });
+    await expect(
+      router.execute(fn, {
+        classify: () => {
+          throw broken;
+        },
+      }),
+    ).rejects.toBe(broken);
+    expect(response.bodyUsed).toBe(true);
+  });
+
   it("leaves a body alone that fn already locked", async () => {
     const { router } = routerWith();
     const first = new Response("x", { status: 429 });
@@ -746,6 +769,32 @@ describe("execute: waiting (maxWaitMs)", () => {
     await clock.tickAsync(1);
     expect(keys()).toEqual([KEY_B]);
     expect(result.settled).toBe(true);
+    expect((result.value as Response).status).toBe(200);
+    expect(clock.countTimers()).toBe(0);
+  });
+
+  it("a timer that fires just before the router's clock reaches the deadline does not end the call", async () => {
+    // The router's clock runs a little slow against the timers, as Node's cached loop time can.
+    const router = fakeTimeRouter({ now: () => performance.now() * 0.999 });
+    router.markErrorWithDelay(KEY_A, 20);
+    router.markBlocked(KEY_B);
+    router.markBlocked(KEY_C);
+    const result = track(router.execute(upstream().fn, { maxWaitMs: 20 }));
+    await clock.tickAsync(25);
+    expect(result.settled).toBe(true);
+    expect((result.value as Response).status).toBe(200);
+  });
+
+  it("waits for weeks when asked, past what one timer can hold", async () => {
+    const day = 86_400_000;
+    const router = fakeTimeRouter({ maxRetryAfterMs: 60 * day });
+    router.markErrorWithDelay(KEY_A, 30 * day);
+    router.markBlocked(KEY_B);
+    router.markBlocked(KEY_C);
+    const result = track(router.execute(upstream().fn, { maxWaitMs: 40 * day }));
+    await clock.tickAsync(30 * day - 1);
+    expect(result.settled).toBe(false);
+    await clock.tickAsync(1);
     expect((result.value as Response).status).toBe(200);
     expect(clock.countTimers()).toBe(0);
   });

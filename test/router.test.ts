@@ -519,3 +519,43 @@ describe("sparse arrays", () => {
     expect(() => new CredentialRouter(keys)).toThrow("keys[1] must be a non-empty string, received undefined");
   });
 });
+
+describe("a clock that misbehaves", () => {
+  it("a NaN reading counts as the last good one: no deadline is poisoned, every cooldown still ends", () => {
+    let time = 1_000;
+    let broken = true;
+    const router = new CredentialRouter(["a", "b"], { cooldownMs: 1_000, now: () => (broken ? Number.NaN : time) });
+    router.markError("a");
+    broken = false;
+    router.markError("b");
+    expect(router.stateOf("b")).toEqual({ status: "cooldown", remainingMs: 1_000 });
+    time += 10_000;
+    expect(router.stateOf("a")).toEqual({ status: "ready" });
+    expect(router.stateOf("b")).toEqual({ status: "ready" });
+    expect(router.nextReadyInMs()).toBe(0);
+  });
+
+  it("a clock that goes backwards only makes cooldowns longer", () => {
+    let time = 5_000;
+    const router = new CredentialRouter(["a"], { cooldownMs: 1_000, now: () => time });
+    router.markError("a");
+    time -= 2_000;
+    expect(router.stateOf("a")).toEqual({ status: "cooldown", remainingMs: 3_000 });
+    time += 3_000;
+    expect(router.nextKey()).toBe("a");
+  });
+});
+
+describe("listeners that mark keys", () => {
+  it("a mark on an expired key, whose expiry makes a listener disable it, leaves it disabled", () => {
+    const clock = manualClock();
+    const router = new CredentialRouter(["a", "b"], { now: clock.now, cooldownMs: 100 });
+    router.subscribe((event) => {
+      if (event.type === "ready" && event.reason === "expired" && event.index === 0) router.markDisabled("a");
+    });
+    router.markError("a");
+    clock.advance(100);
+    router.markError("a");
+    expect(router.stateOf("a")).toEqual({ status: "disabled" });
+  });
+});

@@ -223,3 +223,19 @@ describe("sparse weights and tiers", () => {
     );
   });
 });
+
+describe("weighted, with extreme weights", () => {
+  it("keeps the shares of weights near the largest finite number", () => {
+    const router = new CredentialRouter(letters(3), { strategy: { type: "weighted", weights: [1e308, 1e308, 5e307] } });
+    expect(countOf(picks(router, 10_000))).toEqual({ a: 4_000, b: 4_000, c: 2_000 });
+  });
+
+  it("still serves a key of a vanishingly small weight when it is the only one ready", () => {
+    const router = new CredentialRouter(letters(2), { strategy: { type: "weighted", weights: [1, 5e-324] } });
+    expect(countOf(picks(router, 1_000))).toEqual({ a: 1_000 });
+    router.markError("a");
+    expect(picks(router, 3)).toEqual(["b", "b", "b"]);
+    router.clearCooldown("a");
+    expect(countOf(picks(router, 100))).toEqual({ a: 100 });
+  });
+});

@@ -170,9 +170,8 @@ describe("execute", () => {
     });
   });
 
-  it("rejects fn that is not async, and unknown verdicts", () => {
-    // @ts-expect-error fn must return a promise
-    router.execute((key) => key);
+  it("accepts a synchronous fn, and rejects unknown verdicts", () => {
+    expectTypeOf(router.execute((key) => key.length)).toEqualTypeOf<Promise<number>>();
     // @ts-expect-error not a verdict
     router.execute(async () => 1, { classify: () => ({ type: "retry-later" }) });
     // @ts-expect-error maxWaitMs is a number
