@@ -1,4 +1,4 @@
-import { describe } from "./secret.js";
+import { invalid } from "./secret.js";
 
 /**
  * Which key an event is about: its position in the key list, its masked hint, and its label when
@@ -51,9 +51,7 @@ export class Emitter<E> {
   }
 
   subscribe(listener: (event: E) => void): () => void {
-    if (typeof listener !== "function") {
-      throw new TypeError(`listener must be a function, received ${describe(listener)}`);
-    }
+    if (typeof listener !== "function") invalid(TypeError, "listener", "a function", listener);
     // Each subscription is its own entry, so subscribing one function twice needs two unsubscribes,
     // and an entry unsubscribed during an emit is not called later in that emit.
     let live = true;

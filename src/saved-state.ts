@@ -1,4 +1,4 @@
-import { describe } from "./secret.js";
+import { invalid } from "./secret.js";
 
 /**
  * One key's saved state. The key is named by its fingerprint (SHA-256, hex), never by its text.
@@ -36,28 +36,24 @@ const STATUSES: readonly unknown[] = ["ready", "cooldown", "blocked", "disabled"
  * @internal
  */
 export function checkSavedState(value: unknown, name = "initialState"): asserts value is SavedState {
-  const fail = (path: string, what: string, received: unknown): never => {
-    throw new TypeError(`${name}${path} must be ${what}, received ${describe(received)}`);
-  };
+  const fail = (path: string, what: string, received: unknown): never => invalid(TypeError, name + path, what, received);
+  const { version, savedAt, keys } = (value ?? {}) as { version?: unknown; savedAt?: unknown; keys?: unknown };
   if (typeof value !== "object" || value === null) fail("", "an object from exportState()", value);
-  const { version, savedAt, keys } = value as { version?: unknown; savedAt?: unknown; keys?: unknown };
   if (version !== 1) fail(".version", "1", version);
   if (!Number.isFinite(savedAt)) fail(".savedAt", "an epoch time in ms", savedAt);
   if (!Array.isArray(keys)) fail(".keys", "an array", keys);
   // Two entries for one key contradict each other; exportState() never writes that.
-  const seen = new Set<string>();
+  const seen = new Set<unknown>();
   (keys as unknown[]).forEach((entry, at) => {
     const path = `.keys[${at}]`;
+    const { id, status, until, failures } = (entry ?? {}) as Record<string, unknown>;
     if (typeof entry !== "object" || entry === null) fail(path, "an object", entry);
-    const { id, status, until, failures } = entry as Record<string, unknown>;
-    if (typeof id !== "string" || !/^[0-9a-f]{64}$/.test(id)) fail(`${path}.id`, "a SHA-256 hex fingerprint", id);
-    if (seen.has(id as string)) fail(`${path}.id`, "a fingerprint not listed before", id);
-    seen.add(id as string);
+    if (typeof id !== "string" || !/^[0-9a-f]{64}$/.test(id) || seen.has(id)) fail(`${path}.id`, "a SHA-256 fingerprint not listed before", id);
+    seen.add(id);
     if (!STATUSES.includes(status)) fail(`${path}.status`, "a key status", status);
     if (status === "cooldown" && !Number.isFinite(until)) fail(`${path}.until`, "an epoch time in ms", until);
     // The router counts failures in 32 bits: a larger count would wrap round to a small one.
-    const count = failures as number;
-    if (failures !== undefined && !(Number.isInteger(count) && count >= 0 && count <= 0xffffffff)) {
+    if (failures !== undefined && !(Number.isInteger(failures) && (failures as number) >= 0 && (failures as number) < 2 ** 32)) {
       fail(`${path}.failures`, "an integer from 0 to 4294967295", failures);
     }
   });
