@@ -42,8 +42,8 @@ export interface CredentialRouterOptions {
    */
   strategy?: RoutingStrategy | undefined;
   /**
-   * How many keys a caller should try for one request before giving up; a positive integer. The
-   * router only reports it (`router.maxRetry`); leave it out to mean "every key".
+   * How many keys to try for one request before giving up, a positive integer: `execute`'s default
+   * `maxAttempts`, and `router.maxRetry` for callers that retry by hand. Leave it out for "every key".
    * @defaultValue `undefined`
    */
   maxRetry?: number | undefined;
