@@ -5,8 +5,16 @@
  */
 import Redis from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CredentialRouter, fingerprint, type KeyState } from "../src/index.js";
-import { attachRedis, isRedisSyncError, type RedisLink, type RedisSyncError } from "../src/redis/index.js";
+import { CredentialRouter, fingerprint, type KeyState, type RouterEvent } from "../src/index.js";
+import {
+  attachRedis,
+  isRedisSyncError,
+  type RedisLike,
+  type RedisLink,
+  type RedisSubscriberLike,
+  type RedisSyncError,
+  type SharedRouter,
+} from "../src/redis/index.js";
 import { seededRandom } from "./helpers/fixtures.js";
 import { findRedisServer, freePort, INSTALL_HINT, startRedisServer, type RedisServer } from "./helpers/redis-server.js";
 
@@ -34,6 +42,46 @@ const DEADLINE_TOLERANCE_MS = 50;
 /** Every promise rejection nobody handled while the suite ran; the adapter must cause none. */
 const unhandled: unknown[] = [];
 const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+
+/** A promise and the function that resolves it. */
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((done) => (resolve = done));
+  return { promise, resolve };
+}
+
+/**
+ * A client that passes every command to `real` except those given in `overrides`; it keeps the
+ * subscriber connection it opens, so that a test can listen to what reaches the link.
+ */
+function wrapClient(real: Redis, overrides: Partial<Pick<RedisLike, "evalsha">> & { status?: () => string } = {}) {
+  const subscribers: Redis[] = [];
+  const wrapped: RedisLike = {
+    get status() {
+      return overrides.status?.() ?? real.status;
+    },
+    evalsha: overrides.evalsha ?? ((sha, count, ...rest) => real.evalsha(sha, count, ...rest)),
+    eval: (script, count, ...rest) => real.eval(script, count, ...rest),
+    hmget: (key, ...fields) => real.hmget(key, ...fields),
+    duplicate: (): RedisSubscriberLike => {
+      const subscriber = real.duplicate();
+      subscribers.push(subscriber);
+      return subscriber;
+    },
+    on: (event, listener) => real.on(event, listener),
+    off: (event, listener) => real.off(event, listener),
+  };
+  return { wrapped, subscribers };
+}
+
+/** The types of the key events a router emits for the key at `index`, in order, from now on. */
+function eventsOf(router: CredentialRouter, index: number): string[] {
+  const seen: string[] = [];
+  router.subscribe((event: RouterEvent) => {
+    if (event.type !== "exhausted" && event.index === index) seen.push(event.type);
+  });
+  return seen;
+}
 
 interface Instance {
   router: CredentialRouter;
@@ -251,6 +299,239 @@ describe.skipIf(BINARY === undefined)("Redis adapter", () => {
     });
   });
 
+  describe("transitions in flight", () => {
+    /**
+     * Instances A and B on a fresh namespace. A's script calls can be held (`hold.when`): before they
+     * reach Redis ("send") or with their reply held back ("reply"), until `hold.release` resolves.
+     * `fromB()` resolves once A's link has received B's next message (the link's listener runs first).
+     */
+    async function pair() {
+      const ns = namespace();
+      const real = client();
+      const hold = { when: "never" as "never" | "send" | "reply", calls: 0, release: deferred() };
+      const { wrapped, subscribers } = wrapClient(real, {
+        evalsha: async (sha, count, ...rest) => {
+          const when = hold.when;
+          if (when !== "never") hold.calls++;
+          if (when === "send") await hold.release.promise;
+          const reply = await real.evalsha(sha, count, ...rest);
+          if (when === "reply") await hold.release.promise;
+          return reply;
+        },
+      });
+      const router = new CredentialRouter(KEYS, { cooldownMs: TEN_MINUTES, maxCooldownMs: TEN_MINUTES });
+      const link = await attachRedis(router, wrapped, { namespace: ns });
+      links.push(link);
+      const a: Instance = { router, redis: real, link, errors: [] };
+      link.subscribe((event) => void (event.type === "error" && a.errors.push(event.error)));
+      const b = await instance(ns);
+      const fromB = () =>
+        new Promise<void>((resolve) => {
+          const onMessage = (_channel: string, message: string) => {
+            if (!message.startsWith(`${b.link.instanceId} `)) return;
+            subscribers[0]!.off("message", onMessage);
+            resolve();
+          };
+          subscribers[0]!.on("message", onMessage);
+        });
+      const release = () => {
+        hold.when = "never";
+        hold.release.resolve();
+      };
+      return { ns, a, b, hold, fromB, release };
+    }
+
+    const remainingOf = (instance: Instance, key: string) => (instance.router.stateOf(key) as { remainingMs?: number }).remainingMs ?? 0;
+
+    it("a stale 429 or a shorter cooldown from another instance never undoes a transition still in flight", async () => {
+      const { ns, a, b, hold, fromB, release } = await pair();
+      const eventsK2 = eventsOf(a.router, 2);
+      const eventsK3 = eventsOf(a.router, 3);
+      hold.when = "send";
+      a.router.markBlocked(K2); // a 401 seen by A
+      a.router.markErrorWithDelay(K3, TEN_MINUTES);
+      await waitFor(() => hold.calls === 1, "A's write to be on its way");
+      // B's 429s reach Redis first; A receives them while its own write is still in flight.
+      const received = fromB();
+      b.router.markErrorWithDelay(K2, 30_000);
+      b.router.markErrorWithDelay(K3, 60_000);
+      await received;
+      expect(statusOf(a, K2)).toBe("blocked");
+      expect(remainingOf(a, K3)).toBeGreaterThan(TEN_MINUTES - 5_000);
+
+      release();
+      expect(await a.link.flush()).toBe(true);
+      await waitFor(() => statusOf(b, K2) === "blocked" && remainingOf(b, K3) > TEN_MINUTES - 5_000, "B to take A's states");
+      expect(eventsK2).toEqual(["blocked"]);
+      expect(eventsK3).toEqual(["cooldown"]);
+      const shared = await redisView(ns);
+      expect(shared[2]).toEqual({ status: "blocked" });
+      expect(agree(shared, view(a.router)) && agree(view(a.router), view(b.router))).toBe(true);
+      expect([...a.errors, ...b.errors]).toEqual([]);
+    });
+
+    it("a clear that reached Redis before a transition in flight lowers nothing: the transition wins", async () => {
+      const { ns, a, b, hold, fromB, release } = await pair();
+      b.router.markErrorWithDelay(K4, 60_000);
+      await waitFor(() => statusOf(a, K4) === "cooldown", "A to see K4 cooling");
+      const events = eventsOf(a.router, 4);
+      hold.when = "send";
+      a.router.markBlocked(K4);
+      await waitFor(() => hold.calls === 1, "A's write to be on its way");
+      const received = fromB();
+      b.router.clearCooldown(K4);
+      await received;
+      expect(statusOf(a, K4)).toBe("blocked");
+
+      release();
+      expect(await a.link.flush()).toBe(true);
+      // A's block was merged after B's clear: it holds everywhere.
+      await waitFor(() => statusOf(b, K4) === "blocked", "B to take A's block");
+      expect(events).toEqual(["blocked"]);
+      expect((await redisView(ns))[4]).toEqual({ status: "blocked" });
+    });
+
+    it("a clear that reached Redis after a transition in flight applies once the reply is in", async () => {
+      const { ns, a, b, hold, fromB, release } = await pair();
+      const events = eventsOf(a.router, 5);
+      hold.when = "reply";
+      a.router.markBlocked(K5);
+      // A's script ran (B has its block), A's reply is held.
+      await waitFor(() => statusOf(b, K5) === "blocked", "B to see A's block");
+      const received = fromB();
+      b.router.clearCooldown(K5);
+      await received;
+      // Until its reply says which came first, A keeps its own block.
+      expect(statusOf(a, K5)).toBe("blocked");
+
+      release();
+      await waitFor(() => statusOf(a, K5) === "ready", "A to apply the newer clear");
+      expect(await a.link.flush()).toBe(true);
+      expect(events).toEqual(["blocked", "ready"]);
+      expect((await redisView(ns))[5]).toEqual({ status: "ready" });
+      expect(agree(view(a.router), view(b.router))).toBe(true);
+    });
+  });
+
+  describe("attaching", () => {
+    it("keys cooling, blocked or disabled locally stay so on attach, whatever older record Redis holds", async () => {
+      const ns = namespace();
+      // Yesterday, an instance cooled K0 and K1 down briefly and K2 for a minute; the records stay.
+      const old = await instance(ns);
+      old.router.markErrorWithDelay(K0, 1);
+      old.router.markErrorWithDelay(K1, 1);
+      old.router.markErrorWithDelay(K2, 60_000);
+      expect(await old.link.flush()).toBe(true);
+      await waitFor(async () => {
+        const shared = await redisView(ns);
+        return shared[0]!.status === "ready" && shared[1]!.status === "ready";
+      }, "the short cooldowns to end");
+
+      // Today, an instance restarts from its saved state: K0 was revoked, K2 cools for ten minutes.
+      const saved = new CredentialRouter(KEYS);
+      saved.markBlocked(K0);
+      saved.markErrorWithDelay(K2, TEN_MINUTES);
+      const router = new CredentialRouter(KEYS, { initialState: saved.exportState() });
+      const link = await attachRedis(router, client(), { namespace: ns });
+      links.push(link);
+      expect(link.status).toBe("ready");
+      expect(router.stateOf(K0)?.status).toBe("blocked");
+      expect((router.stateOf(K2) as { remainingMs: number }).remainingMs).toBeGreaterThan(TEN_MINUTES - 5_000);
+      for (let pick = 0; pick < 3 * KEYS.length; pick++) expect([K0, K2]).not.toContain(router.nextKey());
+      expect(agree(await redisView(ns), view(router))).toBe(true);
+      await waitFor(() => statusOf(old, K0) === "blocked", "the other instance to take the block");
+
+      // The same after close(), a block while detached, and attaching again.
+      await link.close();
+      router.markBlocked(K1);
+      const again = await attachRedis(router, client(), { namespace: ns });
+      links.push(again);
+      expect(router.stateOf(K1)?.status).toBe("blocked");
+      expect((await redisView(ns))[1]).toEqual({ status: "blocked" });
+      await waitFor(() => statusOf(old, K1) === "blocked", "the other instance to take the second block");
+      expect(old.errors).toEqual([]);
+    });
+  });
+
+  describe("applying other instances' changes", () => {
+    it("reads no snapshot per change, and keeps this instance's failure counts except on a clear", async () => {
+      const ns = namespace();
+      const router = new CredentialRouter(KEYS, {
+        initialState: {
+          version: 1,
+          savedAt: Date.now(),
+          keys: [
+            { id: fingerprint(K0), status: "ready", failures: 3 },
+            { id: fingerprint(K1), status: "ready", failures: 2 },
+          ],
+        },
+      });
+      let snapshots = 0;
+      const counted: SharedRouter = {
+        subscribe: (listener) => router.subscribe(listener),
+        importState: (state) => router.importState(state),
+        snapshot: () => {
+          snapshots++;
+          return router.snapshot();
+        },
+      };
+      const link = await attachRedis(counted, client(), { namespace: ns });
+      links.push(link);
+      const b = await instance(ns);
+      snapshots = 0;
+      const failuresOf = (index: number) => router.snapshot()[index]!.failures;
+
+      b.router.markErrorWithDelay(K0, 60_000);
+      b.router.markBlocked(K1);
+      await waitFor(() => router.stateOf(K0)?.status === "cooldown" && router.stateOf(K1)?.status === "blocked", "the marks to arrive");
+      expect(snapshots).toBe(0);
+      expect([failuresOf(0), failuresOf(1)]).toEqual([3, 2]);
+      b.router.clearCooldown(K1);
+      await waitFor(() => router.stateOf(K1)?.status === "ready", "the clear to arrive");
+      expect(snapshots).toBe(0);
+      expect([failuresOf(0), failuresOf(1)]).toEqual([3, 0]);
+    });
+
+    it("writes the marks a listener makes while a change from another instance is applied", async () => {
+      const ns = namespace();
+      const a = await instance(ns);
+      const b = await instance(ns);
+      // A's operator rule: when K0 is revoked, its twin K1 goes too.
+      a.router.subscribe((event) => {
+        if (event.type === "blocked" && event.index === 0) a.router.markDisabled(K1);
+      });
+      b.router.markBlocked(K0);
+      await waitFor(() => statusOf(a, K1) === "disabled", "A's listener to disable K1");
+      await waitFor(() => statusOf(b, K1) === "disabled", "B to see the mark A's listener made");
+      expect((await redisView(ns)).slice(0, 2)).toEqual([{ status: "blocked" }, { status: "disabled" }]);
+    });
+
+    it("a listener that marks a key from inside its ready event leaves Redis with the mark, not the clear", async () => {
+      const ns = namespace();
+      const router = new CredentialRouter(KEYS, { cooldownMs: TEN_MINUTES });
+      // Subscribed before the link, so this listener hears each event first: it re-cools K2 whenever
+      // K2 is cleared, here or elsewhere.
+      router.subscribe((event) => {
+        if (event.type === "ready" && event.reason === "cleared" && event.index === 2) router.markErrorWithDelay(K2, 60_000);
+      });
+      const link = await attachRedis(router, client(), { namespace: ns });
+      links.push(link);
+      const b = await instance(ns);
+      router.markBlocked(K2);
+      router.clearCooldown(K2);
+      expect(router.stateOf(K2)?.status).toBe("cooldown");
+      expect(await link.flush()).toBe(true);
+      expect((await redisView(ns))[2]!.status).toBe("cooldown");
+      await waitFor(() => statusOf(b, K2) === "cooldown", "B to see K2 cooling");
+
+      // The same when the clear comes from another instance.
+      b.router.clearCooldown(K2);
+      await waitFor(() => statusOf(b, K2) === "cooldown" && router.stateOf(K2)?.status === "cooldown", "K2 to cool again on both");
+      expect(await link.flush()).toBe(true);
+      expect((await redisView(ns))[2]!.status).toBe("cooldown");
+    });
+  });
+
   describe("outages", () => {
     it(
       "keeps routing while Redis is down, then converges, transitions made meanwhile included",
@@ -298,6 +579,46 @@ describe.skipIf(BINARY === undefined)("Redis adapter", () => {
       },
       15_000,
     );
+
+    it("flush() resolves false when the connection drops while a write is in flight", async () => {
+      const ns = namespace();
+      const real = client();
+      const release = deferred();
+      let sent = false;
+      let dropped = false;
+      const { wrapped } = wrapClient(real, {
+        status: () => (dropped ? "reconnecting" : real.status),
+        // As ioredis with `maxRetriesPerRequest: null` does: a command sent before the drop waits.
+        evalsha: async (sha, count, ...rest) => {
+          sent = true;
+          await release.promise;
+          return real.evalsha(sha, count, ...rest);
+        },
+      });
+      const router = new CredentialRouter(KEYS);
+      const link = await attachRedis(router, wrapped, { namespace: ns });
+      links.push(link);
+      expect(link.status).toBe("ready");
+      router.markBlocked(K0);
+      await waitFor(() => sent, "the write to be in flight");
+      const flushed = link.flush();
+      dropped = true;
+      real.emit("close");
+      expect(link.status).toBe("offline");
+      let guard: ReturnType<typeof setTimeout> | undefined;
+      const outcome = await Promise.race([flushed, new Promise((resolve) => (guard = setTimeout(resolve, 2_000, "still pending")))]);
+      clearTimeout(guard);
+      expect(outcome).toBe(false);
+      expect(await link.flush()).toBe(false);
+
+      // Back: the held write goes through, the link resyncs.
+      dropped = false;
+      release.resolve();
+      real.emit("ready");
+      await waitFor(() => link.status === "ready", "the link to be ready again");
+      expect(await link.flush()).toBe(true);
+      expect((await redisView(ns))[0]).toEqual({ status: "blocked" });
+    });
 
     it("attachRedis resolves offline when Redis is down, and syncs once it is up", async () => {
       const port = await freePort();

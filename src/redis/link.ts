@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 // By package name, so the built declarations refer to the core's own types instead of copying them.
-import type { CredentialRouter, KeySnapshot, RouterEvent, SavedKeyState } from "credential-router";
+import type { CredentialRouter, RouterEvent, SavedKeyState } from "credential-router";
 import type { RedisLike, RedisSubscriberLike } from "./client.js";
 import { RedisSyncError, type RedisSyncOperation } from "./errors.js";
 import { evalApplyScript } from "./script.js";
@@ -122,12 +122,16 @@ const RETRY_MAX_MS = 5_000;
  * key one instance cools down, blocks or clears is cooled down, blocked or cleared on all of them.
  * Node only. Routing stays synchronous and local; Redis is written and read in the background.
  *
- * On attach, the shared state of the router's keys is loaded and applied (`importState`); keys Redis
- * knows nothing about offer their local state instead. Then each local transition (a cooldown with its
- * deadline, blocked, disabled, cleared) is written by one atomic Lua script that merges it by the
- * core's severity rule and publishes the result; the other instances apply it. Keys are named by
- * fingerprint (SHA-256), never by text. `failures` (the escalation count) is not shared: each
- * instance keeps its own, and a shared clear resets it as a local `clearCooldown` would.
+ * On attach, the router's own cooling, blocked and disabled keys are merged into the shared state as
+ * marks (by the severity rule, so a key blocked here stays blocked, and is blocked everywhere, whatever
+ * older record Redis holds), then the shared state of the router's keys is loaded and applied
+ * (`importState`). Then each local transition (a cooldown with its deadline, blocked, disabled,
+ * cleared) is written by one atomic Lua script that merges it by the core's severity rule and
+ * publishes the result; the other instances apply it. A change from elsewhere is applied through the
+ * same rule on top of this instance's transitions not yet written or answered: a stale 429 never
+ * undoes a fresh 401, and only a clear lowers a state. Keys are named by fingerprint (SHA-256), never
+ * by text. `failures` (the escalation count) is not shared: each instance keeps its own, and a shared
+ * clear resets it as a local `clearCooldown` would.
  *
  * Redis being down never breaks routing: `attachRedis` still resolves (the link `offline`), nothing
  * throws or rejects, transitions made meanwhile are written on reconnect and the shared state is then
@@ -173,9 +177,13 @@ export function attachRedis(router: SharedRouter, redis: RedisLike, options?: At
   return link.started(attachTimeoutMs).then(() => link);
 }
 
-/** A batch of transitions for the script: 4 arguments per key (fingerprint, mode, raise, until). */
+/**
+ * A batch of transitions for the script: the keys' indices, and 4 arguments per key (fingerprint,
+ * mode, raise, until).
+ */
 interface Batch {
   number: number;
+  indices: number[];
   args: string[];
 }
 
@@ -198,8 +206,14 @@ class Link implements RedisLink {
   /** What the router's state is, as far as the events said: rank and cooldown end (wall-clock ms). */
   readonly #rank: Uint8Array;
   readonly #until: Float64Array;
-  /** The newest shared version applied (or written) per key; older messages are ignored. */
-  readonly #lastApplied: Float64Array;
+  /**
+   * The newest shared state known per key (from a message, a script reply or the load), with its
+   * version (0: none yet); older messages are ignored. The router holds this state with the in-flight
+   * and pending transitions merged on top.
+   */
+  readonly #sharedVersion: Float64Array;
+  readonly #sharedRank: Uint8Array;
+  readonly #sharedUntil: Float64Array;
 
   /** Transitions not yet sent, folded per key: a clear, then the highest raise and latest cooldown end. */
   readonly #dirty: Uint8Array;
@@ -207,6 +221,14 @@ class Link implements RedisLink {
   readonly #pendingRaise: Uint8Array;
   readonly #pendingUntil: Float64Array;
   #dirtyList: number[] = [];
+  /**
+   * The transitions of the batch sent and not yet answered, per key: whether the shared state seen
+   * meanwhile includes them is known only from the reply's versions, so they count as pending until then.
+   */
+  readonly #inFlight: Uint8Array;
+  readonly #flightMode: Uint8Array;
+  readonly #flightRaise: Uint8Array;
+  readonly #flightUntil: Float64Array;
   /** The batch sent and not yet answered (kept to be sent again, with its number, when it failed). */
   #retry: Batch | undefined;
   #batchNumber = 0;
@@ -214,8 +236,11 @@ class Link implements RedisLink {
   #status: RedisLinkStatus = "connecting";
   #listeners: ReadonlyArray<RedisLinkListener> = [];
   #waiters: Array<() => void> = [];
-  /** Set while importing shared state, so that the events it causes are not written back. */
-  #applying = false;
+  /**
+   * The key whose shared state is being imported, or -1: the first event for it during the import is
+   * the import's own and is not written back; any other event then is a mark made by a listener.
+   */
+  #importing = -1;
   #closed = false;
   #closing: Promise<void> | undefined;
   #needsSync = true;
@@ -241,16 +266,28 @@ class Link implements RedisLink {
     this.#indexOfId = new Map(this.#ids.map((id, index) => [id, index]));
     this.#rank = new Uint8Array(size);
     this.#until = new Float64Array(size);
-    this.#lastApplied = new Float64Array(size);
+    this.#sharedVersion = new Float64Array(size);
+    this.#sharedRank = new Uint8Array(size);
+    this.#sharedUntil = new Float64Array(size);
     this.#dirty = new Uint8Array(size);
     this.#pendingMode = new Uint8Array(size);
     this.#pendingRaise = new Uint8Array(size);
     this.#pendingUntil = new Float64Array(size);
+    this.#inFlight = new Uint8Array(size);
+    this.#flightMode = new Uint8Array(size);
+    this.#flightRaise = new Uint8Array(size);
+    this.#flightUntil = new Float64Array(size);
     const wallNow = Date.now();
     rows.forEach((row, index) => {
       const { state } = row;
-      this.#rank[index] = STATUS_NAMES.indexOf(state.status);
+      const rank = STATUS_NAMES.indexOf(state.status);
+      this.#rank[index] = rank;
       if (state.status === "cooldown") this.#until[index] = Math.ceil(wallNow + state.remainingMs) + 1;
+      // The router's own states (a restore from saved state, marks made before attaching or while
+      // detached) are news to Redis, of unknown age: they go in as marks, merged by the severity rule,
+      // before the shared state is loaded. So an old record (say, a cooldown that ended long ago) can
+      // never lower them; a state at least as severe in Redis is kept.
+      if (rank !== READY) this.#queue(index, RAISE, rank, this.#until[index]!);
     });
 
     this.#unsubscribeRouter = router.subscribe(this.#onRouterEvent);
@@ -288,9 +325,11 @@ class Link implements RedisLink {
 
   async flush(): Promise<boolean> {
     for (;;) {
-      if (this.#closed) return false;
+      // Checked after every wake: a write in flight when the connection drops may never settle (a
+      // client that queues commands until it reconnects), and flush must not wait on it.
+      if (this.#closed || this.#status !== "ready") return false;
       if (!this.#pumping && !this.#scheduled) {
-        if (this.#status !== "ready" || !this.#connected()) return false;
+        if (!this.#connected()) return false;
         if (this.#retry === undefined && this.#dirtyList.length === 0 && !this.#needsSync) return true;
         // Something is pending but nothing is sending it: a failed write waits for its retry timer.
         if (this.#retryTimer !== undefined) return false;
@@ -326,7 +365,13 @@ class Link implements RedisLink {
   // ---- local transitions (the hot path: runs inside the router's marks) ----
 
   readonly #onRouterEvent = (event: RouterEvent): void => {
-    if (this.#applying) return;
+    if (event.type !== "exhausted" && event.index === this.#importing) {
+      // The import's own change: the state came from Redis (#reconcile recorded it already). The
+      // emitter delivers events in order, so this is the first event for the key during the import;
+      // a listener's mark of the key, made in reply to it, comes after and is written as usual.
+      this.#importing = -1;
+      return;
+    }
     switch (event.type) {
       case "cooldown": {
         // The event gives time from now; the shared state keeps wall-clock deadlines. Date.now() is
@@ -424,13 +469,13 @@ class Link implements RedisLink {
 
   /**
    * Writes what was done while away, loads every key's shared state, offers the local state of keys
-   * Redis does not know (after a data loss, or at first attach), and is ready.
+   * Redis has no record of (after a data loss), and is ready.
    */
   async #sync(): Promise<void> {
     this.#needsSync = false;
     this.#setStatus("connecting");
     // After an outage Redis may have lost its data and restarted its versions: take what comes.
-    if (this.#synced) this.#lastApplied.fill(0);
+    if (this.#synced) this.#sharedVersion.fill(0);
     // Subscribed before loading, so that no change falls between the load and the subscription.
     await this.#subscriber.subscribe(this.#layout.channel);
     while (this.#retry !== undefined || this.#dirtyList.length !== 0) await this.#write(this.#retry ?? this.#takeDirty());
@@ -446,22 +491,23 @@ class Link implements RedisLink {
         if (entry === undefined) absent.push(start + offset);
         else incoming.push({ ...entry, index: start + offset });
       });
-      this.#apply(incoming);
+      this.#receive(incoming);
     }
 
-    const wallNow = Date.now();
-    let args: string[] = [];
-    for (const index of absent) {
-      const rank = this.#rank[index]!;
-      const until = this.#until[index]!;
-      if (this.#dirty[index] !== 0 || rank === READY || (rank === COOLDOWN && until <= wallNow)) continue;
-      args.push(this.#ids[index]!, String(SEED), String(rank), String(until));
-      if (args.length === CHUNK * 4) {
-        await this.#write({ number: ++this.#batchNumber, args });
-        args = [];
-      }
+    // Keys this instance holds out whose record is gone: what the router holds came from Redis
+    // before it lost its data. Offered only where there is still no record (a seed), so that a state
+    // written since by another instance wins.
+    for (let start = 0; start < absent.length; start += CHUNK) {
+      const wallNow = Date.now();
+      const indices = absent.slice(start, start + CHUNK).filter((index) => {
+        const rank = this.#rank[index]!;
+        if (this.#dirty[index] !== 0 || rank === READY) return false;
+        return rank !== COOLDOWN || this.#until[index]! > wallNow;
+      });
+      if (indices.length === 0) continue;
+      for (const index of indices) this.#setFlight(index, SEED, this.#rank[index]!, this.#until[index]!);
+      await this.#write(this.#batchOf(indices));
     }
-    if (args.length !== 0) await this.#write({ number: ++this.#batchNumber, args });
 
     if (!this.#needsSync && this.#connected()) {
       this.#synced = true;
@@ -471,21 +517,37 @@ class Link implements RedisLink {
     }
   }
 
-  /** Takes up to {@link CHUNK} keys' pending transitions as the next batch. */
+  /** Takes up to {@link CHUNK} keys' pending transitions as the next batch; they are in flight until it is answered. */
   #takeDirty(): Batch {
     const indices = this.#dirtyList.length <= CHUNK ? this.#dirtyList : this.#dirtyList.slice(0, CHUNK);
     this.#dirtyList = indices === this.#dirtyList ? [] : this.#dirtyList.slice(CHUNK);
-    const args: string[] = [];
     for (const index of indices) {
       this.#dirty[index] = 0;
-      args.push(this.#ids[index]!, String(this.#pendingMode[index]), String(this.#pendingRaise[index]), String(this.#pendingUntil[index]));
+      this.#setFlight(index, this.#pendingMode[index]!, this.#pendingRaise[index]!, this.#pendingUntil[index]!);
     }
-    return { number: ++this.#batchNumber, args };
+    return this.#batchOf(indices);
+  }
+
+  #setFlight(index: number, mode: number, raise: number, until: number): void {
+    this.#inFlight[index] = 1;
+    this.#flightMode[index] = mode;
+    this.#flightRaise[index] = raise;
+    this.#flightUntil[index] = until;
+  }
+
+  /** The next batch: the keys' in-flight transitions, under a new number. */
+  #batchOf(indices: number[]): Batch {
+    const args: string[] = [];
+    for (const index of indices) {
+      args.push(this.#ids[index]!, String(this.#flightMode[index]), String(this.#flightRaise[index]), String(this.#flightUntil[index]));
+    }
+    return { number: ++this.#batchNumber, indices, args };
   }
 
   /**
    * Runs the script on a batch and applies the merged states it returns. A batch that fails stays
-   * the one to send next, under the same number, so that the script can tell a resend.
+   * the one to send next, under the same number, so that the script can tell a resend; its
+   * transitions stay in flight meanwhile.
    */
   async #write(batch: Batch): Promise<void> {
     this.#retry = batch;
@@ -498,8 +560,17 @@ class Link implements RedisLink {
       ...batch.args,
     ]);
     if (this.#retry === batch) this.#retry = undefined;
-    if (!Array.isArray(reply)) throw new TypeError(`the script returned ${describe(reply)}, expected an array`);
-    this.#apply(this.#parseEntries(reply));
+    // Answered: each key's shared state now includes its transition (a resync puts right a bad reply).
+    for (const index of batch.indices) this.#inFlight[index] = 0;
+    if (!Array.isArray(reply) || reply.length !== batch.indices.length) {
+      throw new TypeError(`the script returned ${describe(reply)}, expected an array of ${batch.indices.length}`);
+    }
+    if (this.#closed) return;
+    for (const entry of this.#parseEntries(reply)) this.#record(entry);
+    // Every key of the batch, also those whose reply is older than a state received meanwhile (that
+    // state was merged after this batch, so it includes it): their in-flight layer is gone.
+    const wallNow = Date.now();
+    for (const index of batch.indices) this.#reconcile(index, wallNow);
   }
 
   // ---- other instances' transitions ----
@@ -510,7 +581,7 @@ class Link implements RedisLink {
     if (space <= 0) return this.#report("message", new Error("a message without entries was skipped"));
     if (message.slice(0, space) === this.instanceId) return;
     try {
-      this.#apply(this.#parseEntries(message.slice(space + 1).split(" ")));
+      this.#receive(this.#parseEntries(message.slice(space + 1).split(" ")));
     } catch (error) {
       this.#report("message", error);
     }
@@ -533,58 +604,66 @@ class Link implements RedisLink {
     return incoming;
   }
 
-  /**
-   * Applies shared states newer than the last applied for their key, with this instance's unsent
-   * transitions on top (they will be merged the same way when written), and only where the result
-   * differs from the router's state.
-   */
-  #apply(incoming: readonly Incoming[]): void {
+  /** Records shared states newer than the last known for their key, and brings the router in line. */
+  #receive(incoming: readonly Incoming[]): void {
     if (incoming.length === 0 || this.#closed) return;
     const wallNow = Date.now();
-    const changes: Array<{ index: number; rank: number; until: number; cleared: boolean }> = [];
-    for (const { index, version, rank: sharedRank, until: sharedUntil } of incoming) {
-      if (version <= this.#lastApplied[index]!) continue;
-      this.#lastApplied[index] = version;
-      let rank = sharedRank;
-      let until = sharedUntil;
-      let cleared = sharedRank === READY;
-      if (this.#dirty[index] !== 0) {
-        const mode = this.#pendingMode[index]!;
-        [rank, until] = merge(rank, until, mode, this.#pendingRaise[index]!, this.#pendingUntil[index]!, wallNow);
-        if (mode === CLEAR) cleared = true;
-      }
-      if (rank === COOLDOWN && until <= wallNow) (rank = READY), (until = 0);
-      let localRank = this.#rank[index]!;
-      const localUntil = this.#until[index]!;
-      if (localRank === COOLDOWN && localUntil <= wallNow) localRank = READY;
-      if (rank === localRank && (rank !== COOLDOWN || until === localUntil)) continue;
-      changes.push({ index, rank, until, cleared });
-    }
-    if (changes.length === 0) return;
+    for (const entry of incoming) if (this.#record(entry)) this.#reconcile(entry.index, wallNow);
+  }
 
-    // importState replaces `failures` too; the count is this instance's own, so it is read back first
-    // (the core has no cheaper way to read one key's count) and kept, except where a clear ends it.
-    let rows: ReadonlyArray<KeySnapshot> | undefined;
-    if (changes.some((change) => !change.cleared)) rows = this.#router.snapshot();
-    const keys: SavedKeyState[] = changes.map(({ index, rank, until, cleared }) => {
-      const entry: SavedKeyState = { id: this.#ids[index]!, status: STATUS_NAMES[rank]! };
-      if (rank === COOLDOWN) entry.until = until;
-      const failures = cleared ? 0 : (rows?.[index]?.failures ?? 0);
-      if (failures !== 0) entry.failures = failures;
-      return entry;
-    });
-    this.#applying = true;
+  /** Keeps a shared state if it is newer than the last known for its key; says whether it was. */
+  #record({ index, version, rank, until }: Incoming): boolean {
+    if (version <= this.#sharedVersion[index]!) return false;
+    this.#sharedVersion[index] = version;
+    this.#sharedRank[index] = rank;
+    this.#sharedUntil[index] = until;
+    return true;
+  }
+
+  /**
+   * Sets the router's state of one key to what the script will make of it: the newest shared state,
+   * with this instance's transitions in flight, then those not yet sent, merged on top by the same
+   * rule. So a state from elsewhere never lowers a local transition Redis has not answered, nor
+   * shortens its cooldown; a clear from elsewhere that came after it applies once the reply shows so.
+   * Imports only where the result differs from the router's state.
+   */
+  #reconcile(index: number, wallNow: number): void {
+    let rank = this.#sharedRank[index]!;
+    let until = this.#sharedUntil[index]!;
+    // A shared "ready" record is a clear (an ended cooldown stays a cooldown in Redis).
+    let cleared = rank === READY && this.#sharedVersion[index] !== 0;
+    if (this.#inFlight[index] !== 0) {
+      const mode = this.#flightMode[index]!;
+      [rank, until] = merge(rank, until, mode, this.#flightRaise[index]!, this.#flightUntil[index]!, wallNow);
+      if (mode === CLEAR) cleared = true;
+    }
+    if (this.#dirty[index] !== 0) {
+      const mode = this.#pendingMode[index]!;
+      [rank, until] = merge(rank, until, mode, this.#pendingRaise[index]!, this.#pendingUntil[index]!, wallNow);
+      if (mode === CLEAR) cleared = true;
+    }
+    if (rank === COOLDOWN && until <= wallNow) (rank = READY), (until = 0);
+    let localRank = this.#rank[index]!;
+    const localUntil = this.#until[index]!;
+    if (localRank === COOLDOWN && localUntil <= wallNow) localRank = READY;
+    if (rank === localRank && (rank !== COOLDOWN || until === localUntil)) return;
+
+    // No `failures` unless a clear ends the run: importState keeps the key's own count otherwise. A
+    // cooldown that ended goes in as such (ready, the count kept), not as "ready" (which resets it).
+    const entry: SavedKeyState = { id: this.#ids[index]!, status: STATUS_NAMES[rank]! };
+    if (rank === COOLDOWN) entry.until = until;
+    else if (rank === READY && cleared) entry.failures = 0;
+    else if (rank === READY) (entry.status = "cooldown"), (entry.until = wallNow);
+    this.#rank[index] = rank;
+    this.#until[index] = until;
+    // One key per import: its own event is then the first the link hears (see #onRouterEvent).
+    this.#importing = index;
     try {
-      this.#router.importState({ version: 1, savedAt: wallNow, keys });
+      this.#router.importState({ version: 1, savedAt: wallNow, keys: [entry] });
     } catch (error) {
       this.#report("apply", error);
-      return;
     } finally {
-      this.#applying = false;
-    }
-    for (const { index, rank, until } of changes) {
-      this.#rank[index] = rank;
-      this.#until[index] = until;
+      this.#importing = -1;
     }
   }
 
