@@ -17,10 +17,9 @@ import Redis from "ioredis";
 import { CredentialRouter } from "../src/index.js";
 import { attachRedis, type RedisLink } from "../src/redis/index.js";
 import { INSTALL_HINT, startRedisServer, type RedisServer } from "../test/helpers/redis-server.js";
-import { DEMO, demoKeys } from "./demo.js";
+import { DEMO, demoKeys, startDemoUpstream } from "./demo.js";
 import { startGateway, type Gateway } from "./gateway.js";
 import { runLoad } from "./load.js";
-import { startMockUpstream } from "./mock-upstream.js";
 import { runAsProgram } from "./program.js";
 
 /** Options of {@link runInstancesDemo}. */
@@ -118,18 +117,8 @@ async function runMode(
   redisUrl: string | undefined,
   log: (line: string) => void,
 ): Promise<ModeResult> {
-  const revoked = keys[DEMO.revokedIndex]!;
   // A fresh upstream per mode: fresh windows, fresh counters, the same seeded errors.
-  const upstream = await startMockUpstream({
-    keys: keys.filter((key) => key !== revoked),
-    revokedKeys: [revoked],
-    requestsPerWindow: DEMO.requestsPerWindow,
-    windowMs: DEMO.windowMs,
-    errorRate: DEMO.errorRate,
-    slowRate: 0,
-    chunkDelayMs: 2,
-    seed: DEMO.seed,
-  });
+  const upstream = await startDemoUpstream(keys, { slowRate: 0, chunkDelayMs: 2 });
   const clientToken = randomBytes(16).toString("hex");
   // A namespace of its own, so that a run never starts from an earlier run's states.
   const namespace = `demo-instances-${randomBytes(6).toString("hex")}`;

@@ -10,7 +10,7 @@
 import { randomBytes } from "node:crypto";
 import { startGateway } from "./gateway.js";
 import { formatSummary, keyRows, printTable, runLoad, startProgress, stateCounts, type LoadProgress } from "./load.js";
-import { mulberry32, startMockUpstream } from "./mock-upstream.js";
+import { mulberry32, startMockUpstream, type MockUpstream, type MockUpstreamOptions } from "./mock-upstream.js";
 import { runAsProgram } from "./program.js";
 
 export { formatSummary, formatTable, keyRows, percentile, printTable, runLoad, startProgress, stateCounts } from "./load.js";
@@ -47,11 +47,10 @@ export function demoKeys(count: number, seed = 1): string[] {
   });
 }
 
-async function main(): Promise<number> {
-  const keys = demoKeys(DEMO.keys);
+/** The demo's mock provider over `keys`: the one at `DEMO.revokedIndex` revoked, `DEMO`'s limits. */
+export function startDemoUpstream(keys: readonly string[], overrides: Partial<MockUpstreamOptions> = {}): Promise<MockUpstream> {
   const revoked = keys[DEMO.revokedIndex]!;
-  const clientToken = randomBytes(16).toString("hex");
-  const upstream = await startMockUpstream({
+  return startMockUpstream({
     keys: keys.filter((key) => key !== revoked),
     revokedKeys: [revoked],
     requestsPerWindow: DEMO.requestsPerWindow,
@@ -61,7 +60,14 @@ async function main(): Promise<number> {
     slowMs: DEMO.slowMs,
     chunkDelayMs: DEMO.chunkDelayMs,
     seed: DEMO.seed,
+    ...overrides,
   });
+}
+
+async function main(): Promise<number> {
+  const keys = demoKeys(DEMO.keys);
+  const clientToken = randomBytes(16).toString("hex");
+  const upstream = await startDemoUpstream(keys);
   const gateway = await startGateway({
     upstream: upstream.url,
     keys,

@@ -34,7 +34,7 @@ import {
   type CredentialRouterOptions,
   type RouterEvent,
 } from "../src/index.js";
-import { runAsProgram } from "./program.js";
+import { listen, runAsProgram } from "./program.js";
 
 /** Options of {@link startGateway}. */
 export interface GatewayOptions {
@@ -365,16 +365,6 @@ async function readBody(request: IncomingMessage, maxBytes: number): Promise<Uin
 
 function sha256(text: string): Buffer {
   return createHash("sha256").update(text).digest();
-}
-
-function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve(server.address() as AddressInfo);
-    });
-  });
 }
 
 /** A keys file: one key per line, trimmed; blank lines and lines starting with `#` are skipped. */

@@ -14,7 +14,7 @@ import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parseArgs } from "node:util";
-import { runAsProgram } from "./program.js";
+import { listen, runAsProgram } from "./program.js";
 
 /** What the mock did for one key (or, in `total`, for every request). */
 export interface MockKeyStats {
@@ -376,16 +376,6 @@ async function readText(request: IncomingMessage): Promise<string> {
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve(server.address() as AddressInfo);
-    });
-  });
-}
 
 function closeServer(server: Server): Promise<void> {
   return new Promise((resolve, reject) => {

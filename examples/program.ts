@@ -1,5 +1,7 @@
-/** How each example runs as a command: only when it is the program (tests and the demo import them). */
+/** What the examples share: running as a command only when they are the program, and listening. */
 import { realpathSync } from "node:fs";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 
 /**
@@ -22,4 +24,15 @@ export function runAsProgram(moduleUrl: string, main: () => Promise<number>): vo
       process.exit(1);
     },
   );
+}
+
+/** Starts `server` on `host:port` (port 0: a free one) and resolves with the address it got. */
+export function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
 }
