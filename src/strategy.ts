@@ -165,7 +165,9 @@ function runs(group: readonly number[]) {
   return {
     ready,
     keyAt,
-    /** The first slot of the run the key at `index` is in: the run's (and its group's) name. */
+    /** For each slot, the first slot of its run: the run's (and its group's) name. */
+    start,
+    /** The first slot of the run the key at `index` is in. */
     runOf: (index: number) => start[slotOf[index]!]!,
     membership: membership(ready, slotOf),
     /** The key of the next ready slot in the run that starts at `first`, which must have one. */
@@ -184,12 +186,12 @@ function runs(group: readonly number[]) {
  * tier that serves.
  */
 function priorityPicker(tiers: readonly number[]): Picker {
-  const { ready, keyAt, runOf, membership, rotate } = runs(tiers);
+  const { ready, start, membership, rotate } = runs(tiers);
   return {
     ...membership,
     pick() {
       const first = nextMember(ready, 0);
-      return first < 0 ? -1 : rotate(runOf(keyAt[first]!));
+      return first < 0 ? -1 : rotate(start[first]!);
     },
   };
 }
