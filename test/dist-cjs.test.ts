@@ -3,6 +3,7 @@
  * Node's own CJS loader, which resolves the package's name by the `exports` map's `require`
  * condition to `dist/index.cjs` and evaluates it as CommonJS (Vitest's transform is not involved).
  */
+import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -13,6 +14,21 @@ const require = createRequire(import.meta.url);
 const sections = Object.keys(EXPECTED_ROUND) as (keyof RoundTranscript)[];
 
 describe("CommonJS build (require(\"credential-router\"))", () => {
+  it("works from a plain .cjs program, the Redis entry included", () => {
+    const program = fileURLToPath(new URL("./fixtures/require-round.cjs", import.meta.url));
+    const result = JSON.parse(execFileSync(process.execPath, [program], { encoding: "utf8" })) as Record<string, unknown>;
+    expect(result).toEqual({
+      picks: ["sk-cjs-aaaa-1111-bbbb", "sk-cjs-cccc-2222-dddd", "sk-cjs-aaaa-1111-bbbb"],
+      afterMark: "sk-cjs-cccc-2222-dddd",
+      // The only ready key answered 429: it cools down, no other key is ready, and the 429 is
+      // passed through for the caller to forward.
+      status: 429,
+      cooled: { status: "blocked" },
+      noKey: true,
+      redisEntry: "function",
+    });
+  });
+
   it("resolves to dist/index.cjs through the exports map", () => {
     expect(require.resolve("credential-router")).toBe(fileURLToPath(new URL("../dist/index.cjs", import.meta.url)));
   });
