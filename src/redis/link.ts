@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import type { CredentialRouter, RouterEvent, SavedKeyState } from "credential-router";
 import type { RedisLike, RedisSubscriberLike } from "./client.js";
 import { RedisSyncError, type RedisSyncOperation } from "./errors.js";
+import { describe } from "../secret.js";
 import { evalApplyScript } from "./script.js";
 import {
   BLOCKED,
@@ -792,12 +793,6 @@ function checkMethods(name: string, value: unknown, methods: readonly string[]):
   }
 }
 
-/** How a message shows a rejected value: numbers as themselves, anything else by its type only. */
-function describe(value: unknown): string {
-  if (typeof value === "number") return String(value);
-  if (value === null) return "null";
-  return Array.isArray(value) ? "an array" : `a ${typeof value}`;
-}
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
   return new Promise((resolve) => {

@@ -15,17 +15,11 @@
  * @internal
  */
 
-/** Severity ranks, as in the core: a raise never lowers it, only a clear does. @internal */
-export const READY = 0;
-/** @internal */
-export const COOLDOWN = 1;
-/** @internal */
-export const BLOCKED = 2;
-/** @internal */
-export const DISABLED = 3;
+// Severity ranks and status names are the core's own: a raise never lowers a rank, only a clear does.
+// (A module of constants only: the Redis entry bundles it, not the router.)
+import { BLOCKED, COOLDOWN, DISABLED, READY, STATUS_NAMES } from "../key-state.js";
 
-/** Status names by rank, as stored in Redis and in saved state. @internal */
-export const STATUS_NAMES = ["ready", "cooldown", "blocked", "disabled"] as const;
+export { BLOCKED, COOLDOWN, DISABLED, READY, STATUS_NAMES };
 
 /**
  * What the script does with one key's transition. `RAISE`: raise the state (never lowers it).
