@@ -21,10 +21,11 @@ const RFC_3339 = /^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(\.\d+)?(?:[Zz]
 // "retry in 29.1s", "try again in 1m30s", "retry after 5 seconds", matched in lower case. The amount is a
 // number or a Go duration; the groups after it spell the Go symbol of a unit word ("milliseconds" gives "m"
 // and "s"). A unit is a whole word; a bare number is seconds, but not when another word follows it
-// ("retry in 5 hello"). The last lookahead keeps a date, a clock time or a part of a number ("retry after
-// 2024-01-01", "after 10:30", the 1 of "in 1.5 hello") from reading as seconds.
+// ("retry in 5 hello"), nor a unit this doesn't know, in any script ("retry in 120µs"). The last
+// lookahead keeps a date, a clock time or a part of a number ("retry after 2024-01-01", "after 10:30",
+// the 1 of "in 1.5 hello") from reading as seconds.
 const RETRY_IN =
-  /(?:retry|try again) (?:in|after) (\d(?:\.?[\dhms])*)(?: ?(?:(m)(?:illi(s)econds?|(s)|in(?:ute)?s?)?|(h)(?:ours?)?|(s)(?:ec(?:ond)?s?)?)|(?! ?[a-z]))(?![\w:-]|\.\d)/;
+  /(?:retry|try again) (?:in|after) (\d(?:\.?[\dhms])*)(?: ?(?:(m)(?:illi(s)econds?|(s)|in(?:ute)?s?)?|(h)(?:ours?)?|(s)(?:ec(?:ond)?s?)?)|(?! ?\p{L}))(?![\w:-]|\.\d)/u;
 
 const GOOGLE_RPC = "type.googleapis.com/google.rpc.";
 

@@ -713,6 +713,12 @@ describe("parseRetryDelay: messages", () => {
     "Please retry in 5 secondly",
     "Please retry after 7 attempts",
     "Please retry in 1e3s",
+    // Units it doesn't read, in any script, are not seconds either.
+    "Please try again in 120µs.",
+    "Please try again in 120μs.",
+    "retry in 1.5 µs",
+    "retry in 5 Sekunden",
+    "retry in 5 秒",
   ])("ignores %j", (message) => {
     expect(parseRetryDelay({ error: { message } })).toBeUndefined();
   });
