@@ -322,7 +322,13 @@ export class CredentialRouter {
 
   /** Tells the listeners, when no key at all is ready, how long until one is. */
   #exhausted(): undefined {
-    if (this.#readyCount === 0 && this.#events.active) this.#events.emit({ type: "exhausted", retryAfterMs: this.nextReadyInMs() });
+    if (this.#readyCount === 0 && this.#events.active) {
+      // Read the earliest deadline without expiring it: the pick that found no key stands, and
+      // telling the listeners must not make a key ready under it.
+      const cooling = this.#cooling;
+      const retryAfterMs = cooling.size === 0 ? undefined : Math.max(0, this.#deadline[cooling.peek()]! - this.#now());
+      this.#events.emit({ type: "exhausted", retryAfterMs });
+    }
     return undefined;
   }
 
