@@ -12,7 +12,7 @@ import { invalid } from "./secret.js";
 export interface KeyContext extends KeyRef {
   /** Which attempt this is within the `execute` call, from 1. */
   attempt: number;
-  /** The caller's `signal`, or one that never aborts: pass it on to `fetch`. */
+  /** The caller's `signal`, or one of this call's own that never aborts: pass it on to `fetch`. */
   signal: AbortSignal;
 }
 
@@ -44,7 +44,7 @@ export type Verdict =
   | { type: "success" }
   | { type: "pass" }
   | { type: "retry" }
-  | { type: "cooldown"; delayMs?: number }
+  | { type: "cooldown"; delayMs?: number | undefined }
   | { type: "blocked" }
   | { type: "disabled" };
 
@@ -69,7 +69,7 @@ export interface ExecuteOptions {
   /**
    * Decides an attempt's verdict; return `undefined` to keep the default one (see the README's
    * table: a value with no status or a 2xx/3xx success, 429 cooldown, 401/402/403 blocked, 408/5xx
-   * cooldown, other 4xx pass, network errors retry).
+   * cooldown, other 4xx and a thrown 3xx pass, network errors and a thrown status 0 retry).
    */
   classify?: ((outcome: Outcome) => Verdict | undefined) | undefined;
 }
@@ -89,9 +89,6 @@ export interface ExecuteHost {
   ref<T extends object>(index: number, fields: T): T & KeyRef;
 }
 
-/** Shared by every call made without a signal: it never aborts, so one is enough. */
-let neverAborts: AbortSignal | undefined;
-
 /**
  * The loop behind `router.execute`: pick an untried key, call `fn`, judge the outcome, mark the key,
  * and go on to the next key or stop.
@@ -110,7 +107,9 @@ export async function execute<T>(
   checkDuration("maxWaitMs", maxWaitMs);
   if (classify !== undefined && typeof classify !== "function") invalid(TypeError, "classify", "a function", classify);
   if (signal !== undefined && typeof signal?.aborted !== "boolean") invalid(TypeError, "signal", "an AbortSignal", signal);
-  const keySignal = signal ?? (neverAborts ??= new AbortController().signal);
+  // One per call, never shared: fetch leaves its abort listener on the signal it was given, and a
+  // signal shared by every call would gather them by the thousand.
+  const keySignal = signal ?? new AbortController().signal;
   // Measured by waiting, not by the router's clock, whose origin and pace are the caller's.
   let waitLeft = maxWaitMs;
   const tried = new Set<number>();
@@ -130,7 +129,8 @@ export async function execute<T>(
       // router's clock sees, and the last fraction of a wait must not end the call.
       if (!(waitMs! <= waitLeft + (waitLeft < maxWaitMs ? 1 : 0))) break;
       // In slices a timer can hold, for waits of weeks; the budget pays for the time slept.
-      const sleepMs = Math.min(Math.ceil(waitMs!), 2 ** 31 - 1);
+      // A deadline the clock passed since the pick is a wait of 0, which costs the budget nothing.
+      const sleepMs = Math.min(Math.max(0, Math.ceil(waitMs!)), 2 ** 31 - 1);
       waitLeft -= sleepMs;
       await sleep(sleepMs, signal).catch(abandon);
       continue;
@@ -146,7 +146,7 @@ export async function execute<T>(
     } catch (error) {
       outcome = host.ref(index, { attempt, ...readResponse(error), type: "rejected", error });
       // An attempt cut short by the caller's abort says nothing about the key.
-      if (outcome.status === undefined && signal?.aborted) throw signal.reason;
+      if (!outcome.status && signal?.aborted) throw signal.reason;
     }
     let stop: boolean;
     try {
@@ -174,7 +174,7 @@ function judge(router: CredentialRouter, key: string, outcome: Outcome, verdict:
     case "retry":
       return false;
     case "cooldown": {
-      const delayMs = "delayMs" in verdict ? verdict.delayMs : waitHint(outcome);
+      const delayMs = verdict.delayMs ?? waitHint(outcome);
       if (delayMs === undefined) router.markError(key);
       else router.markErrorWithDelay(key, delayMs);
       return false;
@@ -192,20 +192,14 @@ function judge(router: CredentialRouter, key: string, outcome: Outcome, verdict:
 
 /** The default rules; see {@link ExecuteOptions.classify}. */
 function defaultVerdict({ status, type }: Outcome): Verdict {
+  let verdict: Verdict["type"];
   // A value with no status (a parsed body, a string) is what the caller asked for; a thrown error
-  // with none is a network failure.
-  const verdict: Verdict["type"] =
-    status === undefined
-      ? type === "resolved"
-        ? "success"
-        : "retry"
-      : status < 400
-        ? "success"
-        : [408, 429, 500, 502, 503, 504, 529].includes(status)
-          ? "cooldown"
-          : status >= 401 && status <= 403
-            ? "blocked"
-            : "pass";
+  // with none, or with an XHR-style status 0, is a network failure.
+  if (!status) verdict = type === "resolved" ? "success" : "retry";
+  // Thrown with a 3xx (a client that throws on redirects): not a success, nor the key's fault.
+  else if (status < 400) verdict = type === "resolved" ? "success" : "pass";
+  else if ([408, 429, 500, 502, 503, 504, 529].includes(status)) verdict = "cooldown";
+  else verdict = status >= 401 && status <= 403 ? "blocked" : "pass";
   return { type: verdict } as Verdict;
 }
 
@@ -265,6 +259,8 @@ function read<T>(get: () => T): T | undefined {
 /** Waits `ms`, or until `signal` aborts (rejecting with its reason); leaves no timer or listener. */
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
+    // Aborted already, by a listener during the pick: no abort event will come.
+    if (signal?.aborted) return reject(signal.reason);
     const onAbort = () => {
       clearTimeout(timer);
       reject(signal!.reason);

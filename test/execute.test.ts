@@ -99,6 +99,16 @@ describe("execute: success", () => {
     expect(calls[0]!.signal).toBe(controller.signal);
   });
 
+  it("without a caller's signal, each call gets a signal of its own that never aborts", async () => {
+    // Not one shared by every call: fetch leaves a listener on the signal it is given.
+    const { router } = routerWith();
+    const { fn, calls } = upstream();
+    await router.execute(fn);
+    await router.execute(fn);
+    expect(calls[0]!.signal).not.toBe(calls[1]!.signal);
+    expect(calls.map((call) => call.signal.aborted)).toEqual([false, false]);
+  });
+
   it("takes a resolved value with no status as a success: one call, the value returned", async () => {
     const { router } = routerWith();
     const { fn, keys } = upstream({}, () => ({ choices: ["hello"] }));
@@ -365,6 +375,31 @@ describe("execute: default verdicts", () => {
     });
   });
 
+  describe("thrown errors with a status below 400", () => {
+    it.each([304, 200])("a thrown %i is not a success: rethrown as is, no mark, the failures kept", async (status) => {
+      const { router, clock } = routerWith();
+      router.markError(KEY_A);
+      clock.advance(10_000);
+      const error = apiError(status, { headers: {} });
+      const { fn, keys } = upstream({ [KEY_A]: fail(error) });
+      await expect(router.execute(fn)).rejects.toBe(error);
+      expect(keys()).toEqual([KEY_A]);
+      expect(router.stateOf(KEY_A)).toEqual({ status: "ready" });
+      expect(router.snapshot()[0]!.failures).toBe(1);
+    });
+
+    it("a thrown status 0 (an XHR-style network failure) tries the next key without marking this one", async () => {
+      const { router, clock } = routerWith();
+      router.markError(KEY_A);
+      clock.advance(10_000);
+      const { fn, keys } = upstream({ [KEY_A]: fail(apiError(0)) });
+      expect(((await router.execute(fn)) as Response).status).toBe(200);
+      expect(keys()).toEqual([KEY_A, KEY_B]);
+      expect(router.stateOf(KEY_A)).toEqual({ status: "ready" });
+      expect(router.snapshot()[0]!.failures).toBe(1);
+    });
+  });
+
   describe("errors with no status", () => {
     it("a network failure tries the next key without marking this one", async () => {
       const { router } = routerWith();
@@ -472,6 +507,14 @@ describe("execute: classify", () => {
     await router.execute(fn, { classify: (outcome) => (outcome.status === 409 ? { type: "cooldown" } : undefined) });
     expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 2_000 });
     expect(router.stateOf(KEY_B)).toEqual({ status: "cooldown", remainingMs: 10_000 });
+  });
+
+  it("a cooldown verdict whose delayMs is undefined uses the server's hint, like one without it", async () => {
+    const { router } = routerWith();
+    const { fn } = upstream({ [KEY_A]: () => respond(429, { "retry-after": "60" }) });
+    const maybe: number | undefined = undefined;
+    await router.execute(fn, { classify: (outcome) => (outcome.status === 429 ? { type: "cooldown", delayMs: maybe } : undefined) });
+    expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 60_000 });
   });
 
   it.each<[string, Verdict, string]>([
@@ -770,6 +813,41 @@ describe("execute: waiting (maxWaitMs)", () => {
     expect(keys()).toEqual([KEY_B]);
     expect(result.settled).toBe(true);
     expect((result.value as Response).status).toBe(200);
+    expect(clock.countTimers()).toBe(0);
+  });
+
+  it("an abort made by a listener while execute looks for a key ends the wait at once", async () => {
+    const router = fakeTimeRouter();
+    for (const key of KEYS) router.markErrorWithDelay(key, 5_000);
+    const controller = new AbortController();
+    const reason = new Error("caller gave up");
+    router.subscribe((event) => event.type === "exhausted" && controller.abort(reason));
+    const { fn, calls } = upstream();
+    const result = track(router.execute(fn, { signal: controller.signal, maxWaitMs: 10_000 }));
+    await clock.tickAsync(0);
+    expect(result.settled).toBe(true);
+    expect(result.error).toBe(reason);
+    expect(calls).toHaveLength(0);
+    expect(clock.countTimers()).toBe(0);
+  });
+
+  it("a cooldown that ends while the exhausted event is told is waited for, not reported as no key", async () => {
+    // Every read of this clock moves it on by 1 ms, so the deadline passes between the pick and the event.
+    let time = 0;
+    const router = fakeTimeRouter({ now: () => time++ });
+    router.markErrorWithDelay(KEY_A, 10);
+    router.markBlocked(KEY_B);
+    router.markBlocked(KEY_C);
+    const told: unknown[] = [];
+    router.subscribe((event) => event.type === "exhausted" && told.push(event.retryAfterMs));
+    time = 9;
+    const { fn, keys } = upstream();
+    const result = track(router.execute(fn));
+    await clock.tickAsync(0);
+    expect(told).toEqual([0]);
+    expect(result.settled).toBe(true);
+    expect(result.rejected).toBe(false);
+    expect(keys()).toEqual([KEY_A]);
     expect(clock.countTimers()).toBe(0);
   });
 
