@@ -255,9 +255,11 @@ describe.skipIf(BINARY === undefined)("Redis adapter", () => {
     it("a state applied from another instance is not written or published again (no echo)", async () => {
       await drainPublished();
       const before = published.length;
+      // Script calls that ran: an EVALSHA refused with NOSCRIPT (then sent again as EVAL) is not one.
       const scriptCalls = async () => {
         const stats = await reader.info("commandstats");
-        return [...stats.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)].reduce((sum, match) => sum + Number(match[1]), 0);
+        const runs = [...stats.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+),.*failed_calls=(\d+)/g)];
+        return runs.reduce((sum, match) => sum + Number(match[1]) - Number(match[2]), 0);
       };
       const callsBefore = await scriptCalls();
       a.router.markDisabled(K5);
@@ -276,9 +278,16 @@ describe.skipIf(BINARY === undefined)("Redis adapter", () => {
     it("ignores messages older than the last applied version, and malformed ones, without throwing", async () => {
       const forger = client();
       const id = fingerprint(K5);
-      // K5 is disabled at version 1: an out-of-order "ready" at version 1 is ignored.
-      await forger.publish(`{${ns}}:changes`, `someone-else ${id}|1|ready|0`);
-      await forger.publish(`{${ns}}:changes`, `someone-else not|an|entry ${"x".repeat(10)}`);
+      a.router.markDisabled(K5);
+      expect(await a.link.flush()).toBe(true);
+      await waitFor(() => statusOf(b, K5) === "disabled", "B to see K5 disabled");
+      const epoch = await reader.hget(`{${ns}}:state`, "epoch");
+      const [version] = (await reader.hget(`{${ns}}:state`, id))!.split("|");
+      // An out-of-order "ready" at the version both hold is ignored; so is one of another epoch
+      // (news from before a loss), which makes the instances load the state again instead.
+      await forger.publish(`{${ns}}:changes`, `someone-else ${epoch} ${id}|${version}|ready|0`);
+      await forger.publish(`{${ns}}:changes`, `someone-else another-epoch ${id}|999|ready|0`);
+      await forger.publish(`{${ns}}:changes`, `someone-else ${epoch} not|an|entry ${"x".repeat(10)}`);
       // Both instances subscribe, so both report it; wait for both before clearing, or A's report can land later.
       const reported = (who: Instance) => who.errors.some((error) => error.operation === "message");
       await waitFor(() => reported(a) && reported(b), "A and B to report the malformed message");
@@ -288,6 +297,10 @@ describe.skipIf(BINARY === undefined)("Redis adapter", () => {
         expect(isRedisSyncError(error)).toBe(true);
         for (const key of KEYS) expect(`${error.message} ${String(error.cause)}`).not.toContain(key);
       }
+      expect(b.errors.map((error) => error.message)).toEqual(["Redis sync failed (message): 2 malformed entries were skipped"]);
+      expect(await a.link.flush()).toBe(true);
+      expect(await b.link.flush()).toBe(true);
+      expect([statusOf(a, K5), statusOf(b, K5)]).toEqual(["disabled", "disabled"]);
       b.errors.length = 0;
       a.errors.length = 0;
       forger.disconnect();
@@ -452,6 +465,29 @@ describe.skipIf(BINARY === undefined)("Redis adapter", () => {
       expect((await redisView(ns))[1]).toEqual({ status: "blocked" });
       await waitFor(() => statusOf(old, K1) === "blocked", "the other instance to take the second block");
       expect(old.errors).toEqual([]);
+    });
+
+    it("a state restored from before a clear does not undo the clear", async () => {
+      const ns = namespace();
+      const a = await instance(ns);
+      const b = await instance(ns);
+      a.router.markBlocked(K0);
+      a.router.markDisabled(K1);
+      await waitFor(() => statusOf(b, K0) === "blocked" && statusOf(b, K1) === "disabled", "B to take A's states");
+      const saved = a.router.exportState();
+      // An admin clears both keys everywhere; later, an instance starts from the older saved state.
+      b.router.clearCooldown(K0);
+      b.router.clearCooldown(K1);
+      await waitFor(() => statusOf(a, K0) === "ready" && statusOf(a, K1) === "ready", "A to take the clears");
+      const router = new CredentialRouter(KEYS, { initialState: saved });
+      expect(router.stateOf(K0)?.status).toBe("blocked");
+      const link = await attachRedis(router, client(), { namespace: ns });
+      links.push(link);
+      expect(link.status).toBe("ready");
+      expect([router.stateOf(K0)?.status, router.stateOf(K1)?.status]).toEqual(["ready", "ready"]);
+      expect(await link.flush()).toBe(true);
+      expect((await redisView(ns)).slice(0, 2)).toEqual([{ status: "ready" }, { status: "ready" }]);
+      expect([statusOf(a, K0), statusOf(b, K1)]).toEqual(["ready", "ready"]);
     });
   });
 
@@ -648,6 +684,66 @@ describe.skipIf(BINARY === undefined)("Redis adapter", () => {
         await late.stop();
       }
       expect(unhandled).toEqual([]);
+    });
+  });
+
+  describe("when Redis loses the shared state", () => {
+    /** Drops the namespace's shared state, as FLUSHDB, eviction or a restart without persistence do. */
+    const lose = (ns: string) => reader.del(`{${ns}}:state`);
+
+    it("a writer keeps its own mark, and every instance offers what it holds again", async () => {
+      const ns = namespace();
+      const a = await instance(ns);
+      const b = await instance(ns);
+      a.router.markDisabled(K0);
+      b.router.markErrorWithDelay(K1, TEN_MINUTES);
+      b.router.markBlocked(K2);
+      await waitFor(() => statusOf(b, K0) === "disabled" && statusOf(a, K1) === "cooldown" && statusOf(a, K2) === "blocked", "the first states to spread");
+      // A clear before the loss stays a clear: nobody offers K2 again.
+      a.router.clearCooldown(K2);
+      await waitFor(() => statusOf(b, K2) === "ready", "B to take the clear");
+
+      await lose(ns);
+      // No disconnect: A learns of the loss from its own write's reply (a new epoch).
+      a.router.markBlocked(K3);
+      expect(await a.link.flush()).toBe(true);
+      await waitFor(async () => {
+        const shared = (await redisView(ns)).map((entry) => entry.status);
+        return shared.slice(0, 4).join() === "disabled,cooldown,ready,blocked" && statusOf(b, K3) === "blocked";
+      }, "Redis to hold every state again, and B the new block");
+      expect(await a.link.flush()).toBe(true);
+      expect(await b.link.flush()).toBe(true);
+      expect(view(a.router).map((entry) => entry.status).slice(0, 4)).toEqual(["disabled", "cooldown", "ready", "blocked"]);
+      expect(agree(view(a.router), view(b.router))).toBe(true);
+      expect(agree(await redisView(ns), view(a.router))).toBe(true);
+      expect([...a.errors, ...b.errors]).toEqual([]);
+    });
+
+    it("a stale 429 written after the loss does not undo a disable or shorten a cooldown held from before", async () => {
+      const ns = namespace();
+      const a = await instance(ns);
+      const b = await instance(ns);
+      a.router.markDisabled(K0);
+      a.router.markErrorWithDelay(K1, TEN_MINUTES);
+      await waitFor(() => statusOf(b, K0) === "disabled" && statusOf(b, K1) === "cooldown", "B to take A's states");
+
+      await lose(ns);
+      // A new instance, knowing nothing, writes first: short cooldowns on both keys.
+      const c = await instance(ns);
+      c.router.markErrorWithDelay(K0, 2_000);
+      c.router.markErrorWithDelay(K1, 2_000);
+      await waitFor(
+        () => [a, b, c].every((instance) => statusOf(instance, K0) === "disabled"),
+        "every instance to hold K0 disabled",
+      );
+      for (const instance of [a, b, c]) expect(await instance.link.flush()).toBe(true);
+      for (const instance of [a, b, c]) {
+        expect((instance.router.stateOf(K1) as { remainingMs: number }).remainingMs).toBeGreaterThan(TEN_MINUTES - 10_000);
+      }
+      const shared = await redisView(ns);
+      expect(shared[0]).toEqual({ status: "disabled" });
+      expect(agree(shared, view(c.router))).toBe(true);
+      expect([...a.errors, ...b.errors, ...c.errors]).toEqual([]);
     });
   });
 

@@ -10,13 +10,14 @@ import {
   CLEAR,
   COOLDOWN,
   DISABLED,
+  EPOCH_FIELD,
   layoutOf,
   merge,
   parseEntry,
   parseRecord,
+  OFFER,
   RAISE,
   READY,
-  SEED,
   STATUS_NAMES,
   type Layout,
   type SharedEntry,
@@ -96,9 +97,10 @@ export interface RedisLink {
    */
   subscribe(listener: RedisLinkListener): () => void;
   /**
-   * Waits until every local transition made so far is written to Redis.
-   * @returns `true` once they are; `false` when the link is not ready (offline, connecting, closed) or
-   *   stops being ready before then. Never rejects.
+   * Waits until every local transition made so far is written to Redis, and a load of the shared
+   * state in progress (at attach, or a resync) is done.
+   * @returns `true` once they are; `false` when the link is offline or closed, cannot reach Redis, or
+   *   is waiting to retry a failed write, or when that happens before then. Never rejects.
    */
   flush(): Promise<boolean>;
   /**
@@ -123,9 +125,11 @@ const RETRY_MAX_MS = 5_000;
  * key one instance cools down, blocks or clears is cooled down, blocked or cleared on all of them.
  * Node only. Routing stays synchronous and local; Redis is written and read in the background.
  *
- * On attach, the router's own cooling, blocked and disabled keys are merged into the shared state as
- * marks (by the severity rule, so a key blocked here stays blocked, and is blocked everywhere, whatever
- * older record Redis holds), then the shared state of the router's keys is loaded and applied
+ * On attach, the router's own cooling, blocked and disabled keys (a restore from saved state, marks
+ * made while detached) are offered to the shared state: by the severity rule, so that no milder
+ * record lowers them (a key blocked here stays blocked, and is blocked everywhere, whatever older
+ * cooldown Redis holds), except that a key cleared in Redis stays cleared (the clear is newer than
+ * any state of unknown age). Then the shared state of the router's keys is loaded and applied
  * (`importState`). Then each local transition (a cooldown with its deadline, blocked, disabled,
  * cleared) is written by one atomic Lua script that merges it by the core's severity rule and
  * publishes the result; the other instances apply it. A change from elsewhere is applied through the
@@ -136,7 +140,9 @@ const RETRY_MAX_MS = 5_000;
  *
  * Redis being down never breaks routing: `attachRedis` still resolves (the link `offline`), nothing
  * throws or rejects, transitions made meanwhile are written on reconnect and the shared state is then
- * loaded again. Errors go to `link.subscribe` listeners.
+ * loaded again. When Redis loses the shared state (a restart without persistence, `FLUSHDB`,
+ * eviction), the state starts a new epoch; each instance sees it on its next write, message or load,
+ * and offers its states again the same way. Errors go to `link.subscribe` listeners.
  *
  * @param router - The router to share, such as a `CredentialRouter`.
  * @param redis - An ioredis client, or any client with the same few commands ({@link RedisLike}). It
@@ -233,6 +239,8 @@ class Link implements RedisLink {
   /** The batch sent and not yet answered (kept to be sent again, with its number, when it failed). */
   #retry: Batch | undefined;
   #batchNumber = 0;
+  /** The shared state's epoch, once known: a new one means Redis lost the state. */
+  #epoch: string | undefined;
 
   #status: RedisLinkStatus = "connecting";
   #listeners: ReadonlyArray<RedisLinkListener> = [];
@@ -285,10 +293,9 @@ class Link implements RedisLink {
       this.#rank[index] = rank;
       if (state.status === "cooldown") this.#until[index] = Math.ceil(wallNow + state.remainingMs) + 1;
       // The router's own states (a restore from saved state, marks made before attaching or while
-      // detached) are news to Redis, of unknown age: they go in as marks, merged by the severity rule,
-      // before the shared state is loaded. So an old record (say, a cooldown that ended long ago) can
-      // never lower them; a state at least as severe in Redis is kept.
-      if (rank !== READY) this.#queue(index, RAISE, rank, this.#until[index]!);
+      // detached) are news to Redis, of unknown age: they are offered before the shared state is
+      // loaded. A milder record (say, a cooldown that ended long ago) never lowers them; a clear does.
+      if (rank !== READY) this.#queue(index, OFFER, rank, this.#until[index]!);
     });
 
     this.#unsubscribeRouter = router.subscribe(this.#onRouterEvent);
@@ -328,7 +335,8 @@ class Link implements RedisLink {
     for (;;) {
       // Checked after every wake: a write in flight when the connection drops may never settle (a
       // client that queues commands until it reconnects), and flush must not wait on it.
-      if (this.#closed || this.#status !== "ready") return false;
+      // A load in progress (a resync) is waited through; an offline link can't write.
+      if (this.#closed || this.#status === "offline") return false;
       if (!this.#pumping && !this.#scheduled) {
         if (!this.#connected()) return false;
         if (this.#retry === undefined && this.#dirtyList.length === 0 && !this.#needsSync) return true;
@@ -421,6 +429,8 @@ class Link implements RedisLink {
       this.#pendingRaise[index] = raise;
       this.#pendingUntil[index] = until;
     } else {
+      // A fresh mark at least as severe as a state offered covers it (a clear no longer stops it).
+      if (mode === RAISE && this.#pendingMode[index] === OFFER && raise >= this.#pendingRaise[index]!) this.#pendingMode[index] = RAISE;
       if (raise > this.#pendingRaise[index]!) this.#pendingRaise[index] = raise;
       if (until > this.#pendingUntil[index]!) this.#pendingUntil[index] = until;
     }
@@ -484,10 +494,12 @@ class Link implements RedisLink {
     const absent: number[] = [];
     for (let start = 0; start < this.#ids.length; start += CHUNK) {
       const fields = this.#ids.slice(start, start + CHUNK);
-      const values = await this.#redis.hmget(this.#layout.stateKey, ...fields);
+      const values = await this.#redis.hmget(this.#layout.stateKey, EPOCH_FIELD, ...fields);
+      if (!Array.isArray(values)) throw new TypeError(`HMGET returned ${describe(values)}, expected an array`);
+      this.#adoptEpoch(values[0]);
       const incoming: Incoming[] = [];
       fields.forEach((id, offset) => {
-        const value = Array.isArray(values) ? values[offset] : undefined;
+        const value = values[offset + 1];
         const entry = typeof value === "string" ? parseRecord(id, value) : undefined;
         if (entry === undefined) absent.push(start + offset);
         else incoming.push({ ...entry, index: start + offset });
@@ -495,9 +507,9 @@ class Link implements RedisLink {
       this.#receive(incoming);
     }
 
-    // Keys this instance holds out whose record is gone: what the router holds came from Redis
-    // before it lost its data. Offered only where there is still no record (a seed), so that a state
-    // written since by another instance wins.
+    // Keys this instance holds out with no record (the last writes before a restart that a
+    // persistence snapshot missed): offered again. A loss of the whole state shows as a new epoch
+    // instead, which offers every state this instance holds (see #adoptEpoch).
     for (let start = 0; start < absent.length; start += CHUNK) {
       const wallNow = Date.now();
       const indices = absent.slice(start, start + CHUNK).filter((index) => {
@@ -506,7 +518,7 @@ class Link implements RedisLink {
         return rank !== COOLDOWN || this.#until[index]! > wallNow;
       });
       if (indices.length === 0) continue;
-      for (const index of indices) this.#setFlight(index, SEED, this.#rank[index]!, this.#until[index]!);
+      for (const index of indices) this.#setFlight(index, OFFER, this.#rank[index]!, this.#until[index]!);
       await this.#write(this.#batchOf(indices));
     }
 
@@ -558,16 +570,19 @@ class Link implements RedisLink {
       this.instanceId,
       String(batch.number),
       String(Date.now()),
+      // The epoch the state starts if Redis has none: unique, as this instance's batch numbers are.
+      `${this.instanceId}-${batch.number}`,
       ...batch.args,
     ]);
     if (this.#retry === batch) this.#retry = undefined;
     // Answered: each key's shared state now includes its transition (a resync puts right a bad reply).
     for (const index of batch.indices) this.#inFlight[index] = 0;
-    if (!Array.isArray(reply) || reply.length !== batch.indices.length) {
-      throw new TypeError(`the script returned ${describe(reply)}, expected an array of ${batch.indices.length}`);
+    if (!Array.isArray(reply) || reply.length !== batch.indices.length + 1) {
+      throw new TypeError(`the script returned ${describe(reply)}, expected an array of ${batch.indices.length + 1}`);
     }
     if (this.#closed) return;
-    for (const entry of this.#parseEntries(reply)) this.#record(entry);
+    this.#adoptEpoch(reply[0]);
+    for (const entry of this.#parseEntries(reply.slice(1))) this.#record(entry);
     // Every key of the batch, also those whose reply is older than a state received meanwhile (that
     // state was merged after this batch, so it includes it): their in-flight layer is gone.
     const wallNow = Date.now();
@@ -578,15 +593,43 @@ class Link implements RedisLink {
 
   readonly #onMessage = (channel: string, message: string): void => {
     if (this.#closed || channel !== this.#layout.channel || typeof message !== "string") return;
-    const space = message.indexOf(" ");
-    if (space <= 0) return this.#report("message", new Error("a message without entries was skipped"));
-    if (message.slice(0, space) === this.instanceId) return;
+    const [sender, epoch, ...entries] = message.split(" ");
+    if (entries.length === 0) return this.#report("message", new Error("a message without entries was skipped"));
+    if (sender === this.instanceId) return;
+    if (this.#epoch !== undefined && epoch !== this.#epoch) {
+      // Of another epoch than this instance knows: Redis lost the state, or this is news from before
+      // the loss. The load tells which.
+      this.#needsSync = true;
+      this.#schedule();
+      return;
+    }
     try {
-      this.#receive(this.#parseEntries(message.slice(space + 1).split(" ")));
+      this.#receive(this.#parseEntries(entries));
     } catch (error) {
       this.#report("message", error);
     }
   };
+
+  /**
+   * Takes the shared state's epoch from a script reply or the load (`undefined`: Redis holds no
+   * state). A change after a known epoch means Redis lost the state: the versions known are void, and
+   * every state this instance holds out goes back in as an offer (a clear made since wins, a milder
+   * mark made since does not), then everything is loaded again.
+   */
+  #adoptEpoch(value: unknown): void {
+    const epoch = typeof value === "string" ? value : undefined;
+    if (epoch === this.#epoch) return;
+    const known = this.#epoch !== undefined;
+    this.#epoch = epoch;
+    if (!known) return;
+    this.#sharedVersion.fill(0);
+    this.#needsSync = true;
+    const wallNow = Date.now();
+    for (let index = 0; index < this.#ids.length; index++) {
+      const rank = this.#rank[index]!;
+      if (rank !== READY && (rank !== COOLDOWN || this.#until[index]! > wallNow)) this.#queue(index, OFFER, rank, this.#until[index]!);
+    }
+  }
 
   /** Parses script reply or message entries; unknown fingerprints are other routers' keys. */
   #parseEntries(texts: readonly unknown[]): Incoming[] {

@@ -6,10 +6,13 @@
  *   fingerprint (SHA-256, 64 hex digits, as `router.snapshot()[i].id`); the value is
  *   `"<version>|<status>|<until>"`, such as `"7|cooldown|1767225600000"`: a version the script increments
  *   on each change, the status name, and for a cooldown its end as wall-clock epoch milliseconds (else 0).
+ *   One more field, `epoch`, holds an id the first writer gives the state: when Redis loses the hash (a
+ *   restart without persistence, `FLUSHDB`, eviction), the next write starts a new epoch, and every
+ *   instance learns from it that the versions it knew are void and that Redis needs its states again.
  * - `{<namespace>}:batch:<instance>`: the number of the last batch an instance wrote, so that a batch
  *   sent twice (a reply lost to a dropped connection, then a resend) is applied once. Expires after a day.
  * - `{<namespace>}:changes`: the channel on which the script publishes what changed:
- *   `"<instance> <fingerprint>|<version>|<status>|<until> …"`.
+ *   `"<instance> <epoch> <fingerprint>|<version>|<status>|<until> …"`.
  *
  * The namespace is in braces so that both keys hash to the same Redis Cluster slot.
  * @internal
@@ -23,15 +26,20 @@ export { BLOCKED, COOLDOWN, DISABLED, READY, STATUS_NAMES };
 
 /**
  * What the script does with one key's transition. `RAISE`: raise the state (never lowers it).
- * `CLEAR`: set the key ready first (`clearCooldown`), then raise. `SEED`: raise only if the key has no
- * record yet (an instance's own state, offered at attach or after Redis lost its data).
+ * `CLEAR`: set the key ready first (`clearCooldown`), then raise. `OFFER`: raise unless the record is
+ * `ready`, a clear made since: an instance's own state of unknown age (a restore, marks made while
+ * detached, states Redis lost) loses to a clear, but never to a milder mark (a stale 429 cannot undo
+ * a 401).
  * @internal
  */
 export const RAISE = 0;
 /** @internal */
 export const CLEAR = 1;
 /** @internal */
-export const SEED = 2;
+export const OFFER = 2;
+
+/** The hash field that holds the shared state's epoch; fingerprints are 64 hex digits, so no key's. @internal */
+export const EPOCH_FIELD = "epoch";
 
 /** Redis key and channel names of a namespace. @internal */
 export interface Layout {
