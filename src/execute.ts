@@ -12,8 +12,12 @@ import { invalid } from "./secret.js";
 export interface KeyContext extends KeyRef {
   /** Which attempt this is within the `execute` call, from 1. */
   attempt: number;
-  /** The caller's `signal`, or one of this call's own that never aborts: pass it on to `fetch`. */
-  signal: AbortSignal;
+  /**
+   * The caller's `signal`, or one of this call's own that never aborts: pass it on to `fetch`. A
+   * getter (the call's own is made on first read), so read it by name rather than by spreading the
+   * context.
+   */
+  readonly signal: AbortSignal;
 }
 
 /**
@@ -107,9 +111,8 @@ export async function execute<T>(
   checkDuration("maxWaitMs", maxWaitMs);
   if (classify !== undefined && typeof classify !== "function") invalid(TypeError, "classify", "a function", classify);
   if (signal !== undefined && typeof signal?.aborted !== "boolean") invalid(TypeError, "signal", "an AbortSignal", signal);
-  // One per call, never shared: fetch leaves its abort listener on the signal it was given, and a
-  // signal shared by every call would gather them by the thousand.
-  const keySignal = signal ?? new AbortController().signal;
+  // Without the caller's signal, one of this call's own (see AttemptContext).
+  const signals: Signals = { signal };
   // Measured by waiting, not by the router's clock, whose origin and pace are the caller's.
   let waitLeft = maxWaitMs;
   const tried = new Set<number>();
@@ -141,7 +144,7 @@ export async function execute<T>(
     const attempt = tried.size;
     let outcome: Outcome;
     try {
-      const value = await fn(key, host.ref(index, { attempt, signal: keySignal }));
+      const value = await fn(key, host.ref(index, new AttemptContext(attempt, signals)));
       outcome = host.ref(index, { attempt, ...readResponse(value), type: "resolved", value });
     } catch (error) {
       outcome = host.ref(index, { attempt, ...readResponse(error), type: "rejected", error });
@@ -161,6 +164,33 @@ export async function execute<T>(
   }
   if (last) return settle(last);
   throw new NoKeyAvailableError(router.nextReadyInMs());
+}
+
+/** The signal of one `execute` call, once there is one. */
+interface Signals {
+  signal: AbortSignal | undefined;
+}
+
+/**
+ * The context `fn` gets. Without a caller's signal, the call's own is made when `fn` first reads
+ * `signal`, by a getter on the prototype: an AbortController costs more than all the rest of a
+ * call, and an own getter slows every object that has one. It is never shared between calls, as
+ * fetch leaves its abort listener on the signal it was given, and a shared one would gather them by
+ * the thousand.
+ */
+class AttemptContext {
+  readonly #signals: Signals;
+
+  constructor(
+    readonly attempt: number,
+    signals: Signals,
+  ) {
+    this.#signals = signals;
+  }
+
+  get signal(): AbortSignal {
+    return (this.#signals.signal ??= new AbortController().signal);
+  }
 }
 
 /** Marks the key as `verdict` says; returns whether `execute` stops here. */
@@ -224,27 +254,37 @@ function settle<T>(outcome: Outcome): T {
  * goes back to the pool instead of waiting for the garbage collector.
  */
 function discard(outcome: Outcome | undefined): void {
+  // Checked before reading, not caught after: a thrown and caught error costs more than a call.
+  if (outcome === undefined) return;
+  const { type } = outcome;
+  // A resolved Response, or one an error carries (ky's HTTPError, ofetch's FetchError).
+  const response = type === "resolved" ? outcome.value : isObject(outcome.error) ? read(() => (outcome.error as { response?: unknown }).response) : undefined;
+  if (!isObject(response)) return;
   read(() => {
-    // A resolved Response, or one an error carries (ky's HTTPError, ofetch's FetchError).
-    const response = outcome && (outcome.type === "resolved" ? outcome.value : (outcome.error as { response?: unknown }).response);
-    const body = (response as { body?: ReadableStream }).body!;
-    if (!body.locked) body.cancel().catch(() => {});
+    const body = (response as { body?: Partial<ReadableStream> | null }).body;
+    if (typeof body?.cancel === "function" && !body.locked) body.cancel().catch(() => {});
   });
 }
 
 /** Status and headers of a response or an error, as the common HTTP clients expose them. */
 function readResponse(value: unknown): { status: number | undefined; headers: HeadersLike | undefined } {
-  const found = read(() => {
-    const { status, headers, response } = value as { status?: unknown; headers?: unknown; response?: { status?: unknown; headers?: unknown } };
-    // axios (>= 1.7) copies the status onto the error but leaves the headers on `response`.
-    if (typeof status === "number") return { status, headers: objectOr(headers) ?? objectOr(response?.headers) };
-    if (typeof response?.status === "number") return { status: response.status, headers: objectOr(response.headers) };
-  });
+  const found = isObject(value)
+    ? read(() => {
+        const { status, headers, response } = value as { status?: unknown; headers?: unknown; response?: { status?: unknown; headers?: unknown } };
+        // axios (>= 1.7) copies the status onto the error but leaves the headers on `response`.
+        if (typeof status === "number") return { status, headers: objectOr(headers) ?? objectOr(response?.headers) };
+        if (isObject(response) && typeof response.status === "number") return { status: response.status, headers: objectOr(response.headers) };
+      })
+    : undefined;
   return found ?? { status: undefined, headers: undefined };
 }
 
 function objectOr(value: unknown): HeadersLike | undefined {
-  return typeof value === "object" && value !== null ? (value as HeadersLike) : undefined;
+  return isObject(value) ? (value as HeadersLike) : undefined;
+}
+
+function isObject(value: unknown): value is object {
+  return (typeof value === "object" && value !== null) || typeof value === "function";
 }
 
 /** Runs a read of foreign objects whose getters may throw; a throw reads as "nothing there". */

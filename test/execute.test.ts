@@ -27,7 +27,7 @@ type Answer = (key: string, context: KeyContext) => unknown;
 function upstream(answers: Record<string, Answer> = {}, fallback: Answer = () => ok()) {
   const calls: { key: string; attempt: number; signal: AbortSignal }[] = [];
   const fn = async (key: string, context: KeyContext): Promise<unknown> => {
-    calls.push({ key, ...context });
+    calls.push({ key, attempt: context.attempt, signal: context.signal });
     return (answers[key] ?? fallback)(key, context);
   };
   return { fn, calls, keys: () => calls.map((call) => call.key) };
