@@ -6,17 +6,18 @@
  *
  * Routes (each needs `Authorization: Bearer <client token>`, else 401):
  * - `/v1/*`, any method: forwarded to `<upstream>/v1/*`.
- * - `GET /keys`: the router's snapshot (masked hints, states), never a key.
+ * - `GET /keys`: each key's index, masked hint, label, state and failure count, never the key (nor
+ *   its fingerprint, which would let a client holding the token test a guessed key).
  *
  * Answers it makes itself: 401 (wrong client token), 503 with `Retry-After` in whole seconds (no key
- * ready; none when every key is blocked), 502 (upstream unreachable with every key tried), 413 (body
+ * ready: until the first one is back, or `blockedRetryAfterMs` when every key is blocked), 502 (upstream unreachable with every key tried), 413 (body
  * over `maxBodyBytes`). Otherwise the upstream's answer is passed on, also the last key's failure
  * (such as its 429), with an `x-gateway-attempts` header saying how many keys were tried.
  *
  * Run alone:
  *
  * ```sh
- * npm run gateway -- --upstream https://api.openai.com --keys-file keys.txt --port 8080 --client-token "$TOKEN"
+ * GATEWAY_CLIENT_TOKEN="$TOKEN" npm run gateway -- --upstream https://api.openai.com --keys-file keys.txt --port 8080
  * ```
  */
 import { createHash, timingSafeEqual } from "node:crypto";
@@ -60,6 +61,12 @@ export interface GatewayOptions {
    */
   maxBodyBytes?: number;
   /**
+   * The `Retry-After` of a 503 when every key is blocked or disabled, so no wait is known: a person
+   * has to act, and clients should back off meanwhile.
+   * @defaultValue `60_000`
+   */
+  blockedRetryAfterMs?: number;
+  /**
    * Where log lines go (one per request, one per key state change); they name keys by hint only.
    * @defaultValue `undefined` (no logging)
    */
@@ -98,7 +105,7 @@ const DECODED = new Set(["gzip", "x-gzip", "deflate", "br"]);
  * ```
  */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
-  const { upstream, keys, clientToken, port = 0, host = "127.0.0.1", routerOptions, maxWaitMs = 0, maxBodyBytes = 32 * 1024 * 1024, log } = options;
+  const { upstream, keys, clientToken, port = 0, host = "127.0.0.1", routerOptions, maxWaitMs = 0, maxBodyBytes = 32 * 1024 * 1024, blockedRetryAfterMs = 60_000, log } = options;
   let upstreamUrl: URL;
   try {
     upstreamUrl = new URL(upstream);
@@ -148,7 +155,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         sendJson(response, 405, gatewayError("Use GET /keys.", "method_not_allowed"));
         return done(405);
       }
-      sendJson(response, 200, { size: router.size, nextReadyInMs: router.nextReadyInMs() ?? null, keys: router.snapshot() });
+      // Not the snapshot's `id`: a key's SHA-256 would let anyone with the client token test a guess.
+      const keys = router.snapshot().map(({ index, hint, label, state, failures }) => ({ index, hint, label, state, failures }));
+      sendJson(response, 200, { size: router.size, nextReadyInMs: router.nextReadyInMs() ?? null, keys });
       return done(200);
     }
 
@@ -200,7 +209,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         return done(499, " (client gone)");
       }
       if (isNoKeyAvailableError(error)) {
-        if (error.retryAfterMs !== undefined) response.setHeader("retry-after", String(Math.ceil(error.retryAfterMs / 1_000)));
+        response.setHeader("retry-after", String(Math.ceil((error.retryAfterMs ?? blockedRetryAfterMs) / 1_000)));
         // The error's message names a duration or says every key is out, never a key.
         sendJson(response, 503, gatewayError(error.message, "no_key_available", { retry_after_ms: error.retryAfterMs === undefined ? null : Math.ceil(error.retryAfterMs) }));
         return done(503, error.retryAfterMs === undefined ? " (no key: all blocked)" : ` (no key for ${Math.ceil(error.retryAfterMs)}ms)`);
@@ -384,8 +393,9 @@ const USAGE = `usage: npm run gateway -- --upstream <origin> --keys-file <file> 
                   prefer the variable: arguments are visible to other users)
   --port          the port to listen on; 0 takes a free one (default 0)    (or GATEWAY_PORT)
   --host          the address to bind (default 127.0.0.1)                 (or GATEWAY_HOST)
-  --max-wait-ms   how long a request may wait for a cooling key (default 0)
-  --cooldown-ms   how long a key cools after a 5xx without Retry-After (default 30000)`;
+  --max-wait-ms   how long a request may wait for a cooling key (default 0) (or GATEWAY_MAX_WAIT_MS)
+  --cooldown-ms   how long a key cools after a 5xx without Retry-After     (or GATEWAY_COOLDOWN_MS)
+                  (default 30000)`;
 
 /**
  * The command line: starts a gateway from flags (or environment variables), prints
@@ -420,6 +430,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const keysFile = values["keys-file"] ?? env.GATEWAY_KEYS_FILE;
   const clientToken = values["client-token"] ?? env.GATEWAY_CLIENT_TOKEN;
   const portText = values.port ?? env.GATEWAY_PORT ?? "0";
+  const durationTexts = { "max-wait-ms": values["max-wait-ms"] ?? env.GATEWAY_MAX_WAIT_MS, "cooldown-ms": values["cooldown-ms"] ?? env.GATEWAY_COOLDOWN_MS };
   const host = values.host ?? env.GATEWAY_HOST ?? "127.0.0.1";
   const missing = [
     upstream === undefined || upstream === "" ? "--upstream" : "",
@@ -432,13 +443,14 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   };
   if (missing.length > 0) return usageError(`missing ${missing.join(", ")}`);
   const port = Number(portText);
-  if (!(Number.isInteger(port) && port >= 0 && port <= 65_535)) return usageError(`--port must be an integer from 0 to 65535, received ${JSON.stringify(portText)}`);
+  if (!(Number.isInteger(port) && port >= 0 && port <= 65_535)) return usageError(`--port (or GATEWAY_PORT) must be an integer from 0 to 65535, received ${JSON.stringify(portText)}`);
   const durations: Record<string, number | undefined> = {};
   for (const name of ["max-wait-ms", "cooldown-ms"] as const) {
-    const text = values[name];
-    if (text === undefined) continue;
+    const text = durationTexts[name];
+    if (text === undefined || text === "") continue;
     const value = Number(text);
-    if (!(value >= 0 && value < Infinity)) return usageError(`--${name} must be a number >= 0, received ${JSON.stringify(text)}`);
+    const variable = `GATEWAY_${name.toUpperCase().replaceAll("-", "_")}`;
+    if (!(value >= 0 && value < Infinity)) return usageError(`--${name} (or ${variable}) must be a number >= 0, received ${JSON.stringify(text)}`);
     durations[name] = value;
   }
   let keys: string[];

@@ -1,9 +1,9 @@
 import { request } from "node:http";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { parseKeysFile, startGateway, type Gateway, type GatewayOptions } from "../examples/gateway.js";
+import { main, parseKeysFile, startGateway, type Gateway, type GatewayOptions } from "../examples/gateway.js";
 import { startMockUpstream, type MockUpstream, type MockUpstreamOptions } from "../examples/mock-upstream.js";
-import { CredentialRouter } from "../src/index.js";
+import { CredentialRouter, fingerprint } from "../src/index.js";
 import { manualClock } from "./helpers/fixtures.js";
 
 const TOKEN = "gateway-client-token-0123456789";
@@ -277,12 +277,14 @@ describe("gateway: revoked keys", () => {
     expectNoSecret(logs.join("\n"));
   });
 
-  it("answers 503 without a Retry-After once every key is blocked", async () => {
+  it("answers 503 with the blockedRetryAfterMs Retry-After once every key is blocked", async () => {
     const { gateway } = await setup({}, { keys: [REVOKED] });
     expect((await chat(gateway)).status).toBe(401); // the last attempt's answer, forwarded
     const busy = await chat(gateway);
     expect(busy.status).toBe(503);
-    expect(busy.headers.get("retry-after")).toBeNull();
+    expect(busy.headers.get("retry-after")).toBe("60");
+    const body = (await busy.json()) as { error: { retry_after_ms: number | null } };
+    expect(body.error.retry_after_ms).toBeNull();
   });
 });
 
@@ -303,6 +305,9 @@ describe("gateway: GET /keys", () => {
       [1, "sk-t…eeee", "cooldown"],
       [2, "sk-t…8888", "blocked"],
     ]);
+    // Nor a fingerprint, which a client holding the token could test a guessed key against.
+    expect(body.keys.map((row) => Object.keys(row).sort())).toEqual(Array(3).fill(["failures", "hint", "index", "state"]));
+    expect(text).not.toContain(fingerprint(KEY_A));
   });
 
   it("accepts a router made by the caller", async () => {
@@ -374,5 +379,42 @@ describe("gateway: streaming", () => {
 describe("gateway: keys file", () => {
   it("reads one key per line, trimmed, without blank lines or # comments", () => {
     expect(parseKeysFile(`# production keys\n${KEY_A}\n\n   ${KEY_B}  \r\n#${KEY_C}\n`)).toEqual([KEY_A, KEY_B]);
+  });
+});
+
+describe("gateway: command line", () => {
+  const env = { GATEWAY_UPSTREAM: "http://127.0.0.1:9", GATEWAY_KEYS_FILE: "/nonexistent/keys.txt", GATEWAY_CLIENT_TOKEN: TOKEN };
+
+  async function run(argv: string[], variables: Record<string, string>) {
+    const errors: string[] = [];
+    const spy = vi.spyOn(console, "error").mockImplementation((line: unknown) => void errors.push(String(line)));
+    try {
+      return { code: await main(argv, variables), errors: errors.join("\n") };
+    } finally {
+      spy.mockRestore();
+    }
+  }
+
+  it("reads every flag from its environment variable, naming the variable in a usage error", async () => {
+    for (const [variable, flag] of [
+      ["GATEWAY_MAX_WAIT_MS", "--max-wait-ms"],
+      ["GATEWAY_COOLDOWN_MS", "--cooldown-ms"],
+      ["GATEWAY_PORT", "--port"],
+    ]) {
+      const { code, errors } = await run([], { ...env, [variable!]: "abc" });
+      expect(code).toBe(2);
+      expect(errors).toContain(`${flag} (or ${variable})`);
+    }
+    // Valid durations from the environment get as far as reading the keys file.
+    const { code, errors } = await run([], { ...env, GATEWAY_MAX_WAIT_MS: "500", GATEWAY_COOLDOWN_MS: "1000" });
+    expect(code).toBe(2);
+    expect(errors).toContain("cannot read the keys file /nonexistent/keys.txt: ENOENT");
+  });
+
+  it("names what is missing, and never echoes the client token", async () => {
+    const { code, errors } = await run(["--upstream", "http://127.0.0.1:9"], { GATEWAY_CLIENT_TOKEN: TOKEN });
+    expect(code).toBe(2);
+    expect(errors).toContain("missing --keys-file");
+    expect(errors).not.toContain(TOKEN);
   });
 });
