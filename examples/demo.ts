@@ -122,5 +122,13 @@ async function main(): Promise<number> {
 }
 
 // `npm run demo -- --instances 3`: several gateways, independent and then sharing state via Redis.
-const args = process.argv.slice(2);
-runAsProgram(import.meta.url, args.includes("--instances") ? () => import("./demo-instances.js").then((demo) => demo.instancesMain(args)) : main);
+runAsProgram(import.meta.url, async () => {
+  const args = process.argv.slice(2);
+  // Also `--instances=3`; the other arguments go to that demo, whose parser names what it doesn't know.
+  if (args.some((arg) => arg === "--instances" || arg.startsWith("--instances="))) {
+    return (await import("./demo-instances.js")).instancesMain(args);
+  }
+  if (args.length === 0) return main();
+  console.error(`unknown arguments: ${args.join(" ")}\nusage: npm run demo [-- --instances <n> [--redis <url>]]`);
+  return 2;
+});

@@ -57,6 +57,7 @@ export interface ExecuteOptions {
   /**
    * Aborts the call: checked before each attempt, it also ends a wait between attempts. `execute`
    * then rejects with `signal.reason`; an attempt that fails because of the abort marks nothing.
+   * @defaultValue `undefined` (`fn` gets a signal of the call's own, which never aborts)
    */
   signal?: AbortSignal | undefined;
   /**
@@ -74,6 +75,7 @@ export interface ExecuteOptions {
    * Decides an attempt's verdict; return `undefined` to keep the default one (see the README's
    * table: a value with no status or a 2xx/3xx success, 429 cooldown, 401/402/403 blocked, 408/5xx
    * cooldown, other 4xx and a thrown 3xx pass, network errors and a thrown status 0 retry).
+   * @defaultValue `undefined` (the default verdicts for every outcome)
    */
   classify?: ((outcome: Outcome) => Verdict | undefined) | undefined;
 }
