@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { fingerprint } from "../src/fingerprint.js";
 
@@ -25,4 +26,17 @@ describe("fingerprint", () => {
       expect(fingerprint(text)).toBe(nodeSha256(text));
     }
   });
+
+  it("agrees with node:crypto on any well-formed text, long keys included", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: "grapheme", maxLength: 300 }), (text) => {
+        expect(fingerprint(text)).toBe(nodeSha256(text));
+      }),
+      { numRuns: 500 },
+    );
+    const long = "k".repeat(100_003) + "🔑";
+    expect(fingerprint(long)).toBe(nodeSha256(long));
+    // And after a long one, a short one still comes out right (the buffer is reused).
+    expect(fingerprint("abc")).toBe("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  }, 30_000);
 });
