@@ -1,3 +1,4 @@
+import type { Reason } from "./key-state.js";
 import { invalid } from "./secret.js";
 
 /**
@@ -15,20 +16,23 @@ export interface KeyRef {
 
 /**
  * What the router tells its subscribers. A key event is emitted only when the key's state or
- * deadline actually changes.
+ * deadline actually changes; `scope` is there when the change is in one scope only (see
+ * `nextKey(scope)`), and absent for a key-wide one.
  *
  * - `cooldown`: the key cools down (again, or longer); `delayMs` is how long from now.
  * - `blocked`, `disabled`: the key is out until `clearCooldown`.
  * - `ready`: the key is back, because `clearCooldown` was called (`"cleared"`) or its cooldown ran out
  *   (`"expired"`, seen lazily by the next call that looks).
  * - `exhausted`: a pick found no ready key; `retryAfterMs` is `nextReadyInMs()` at that moment.
+ *
+ * `reason` says why the key is out: the reason of the mark (see {@link Reason}).
  */
 export type RouterEvent =
-  | (KeyRef & { type: "cooldown"; delayMs: number })
-  | (KeyRef & { type: "blocked" })
-  | (KeyRef & { type: "disabled" })
-  | (KeyRef & { type: "ready"; reason: "cleared" | "expired" })
-  | { type: "exhausted"; retryAfterMs: number | undefined };
+  | (KeyRef & { type: "cooldown"; delayMs: number; reason: Reason; scope?: string })
+  | (KeyRef & { type: "blocked"; reason: Reason; scope?: string })
+  | (KeyRef & { type: "disabled"; reason: Reason; scope?: string })
+  | (KeyRef & { type: "ready"; reason: "cleared" | "expired"; scope?: string })
+  | { type: "exhausted"; retryAfterMs: number | undefined; scope?: string };
 
 /** A subscriber to {@link RouterEvent}s. */
 export type RouterListener = (event: RouterEvent) => void;

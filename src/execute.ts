@@ -1,9 +1,12 @@
 import { NoKeyAvailableError } from "./errors.js";
 import type { KeyRef } from "./events.js";
-import { checkCount, checkDuration } from "./options.js";
-import { parseRetryAfter, parseRetryDelay, type HeadersLike } from "./retry-after.js";
+import { checkCount, checkDuration, type ResolvedOptions } from "./options.js";
+import type { HeadersLike } from "./retry-after.js";
 import type { CredentialRouter } from "./router.js";
 import { invalid } from "./secret.js";
+import { defaultVerdict, preemptiveDelay, waitHint, type Verdict } from "./verdicts.js";
+
+export type { Verdict };
 
 /**
  * What `execute` passes to `fn` besides the key: which key it is (index, masked hint, label — for
@@ -32,39 +35,41 @@ export type Outcome = KeyRef & {
   status: number | undefined;
   /** The response headers, when found. */
   headers: HeadersLike | undefined;
+  /**
+   * For a status >= 400, the error body: parsed JSON (or its text), read from a clone of a fetch
+   * `Response` (at most 64 KiB; the response itself keeps its body), or the body an SDK's error
+   * already carries (`error.error`, `error.body`, `error.data`, axios' `error.response.data`), or a
+   * non-stream `body` of a resolved value. `undefined` for a success or when there is none.
+   */
+  body: unknown;
 } & ({ type: "resolved"; value: unknown } | { type: "rejected"; error: unknown });
-
-/**
- * What a key deserves after an attempt, and whether `execute` goes on.
- *
- * - `success`: the key worked (`markSuccess`); stop and pass the outcome through.
- * - `pass`: not the key's fault and not worth another key (a 400, 404, 422…): stop, no mark.
- * - `retry`: not the key's fault, but another key may do (a network failure): no mark, next key.
- * - `cooldown`: cool the key down for `delayMs`, or else for the server's wait hint, or else for the
- *   escalating default; next key.
- * - `blocked`, `disabled`: take the key out until `clearCooldown`; next key.
- */
-export type Verdict =
-  | { type: "success" }
-  | { type: "pass" }
-  | { type: "retry" }
-  | { type: "cooldown"; delayMs?: number | undefined }
-  | { type: "blocked" }
-  | { type: "disabled" };
 
 /** Options of `router.execute`. */
 export interface ExecuteOptions {
   /**
-   * Aborts the call: checked before each attempt, it also ends a wait between attempts. `execute`
-   * then rejects with `signal.reason`; an attempt that fails because of the abort marks nothing.
+   * Aborts the call: checked before each attempt, it also ends a wait between attempts and an
+   * attempt in progress (whose late result is then released). `execute` rejects with
+   * `signal.reason`; an attempt that fails because of the abort marks nothing.
    * @defaultValue `undefined` (`fn` gets a signal of the call's own, which never aborts)
    */
   signal?: AbortSignal | undefined;
+  /**
+   * Route and mark in this scope (a model name): see `nextKey(scope)`. Rate limits and quota cool
+   * the key in the scope; a rejected key is blocked key-wide.
+   * @defaultValue `undefined` (key-wide)
+   */
+  scope?: string | undefined;
   /**
    * How many keys to try at most; no key is tried twice in one call. A positive integer.
    * @defaultValue `router.maxRetry ?? router.size`
    */
   maxAttempts?: number | undefined;
+  /**
+   * How many times one call moves on to another key after a service fault (a 5xx, an overload), so
+   * that an outage does not turn one call into one request per key. An integer `>= 0`.
+   * @defaultValue `2` (as the providers' SDKs retry)
+   */
+  maxServerRetries?: number | undefined;
   /**
    * How long the call may wait, in total, for a cooling key to come back when no untried key is
    * ready. With `0`, it never waits.
@@ -72,9 +77,12 @@ export interface ExecuteOptions {
    */
   maxWaitMs?: number | undefined;
   /**
-   * Decides an attempt's verdict; return `undefined` to keep the default one (see the README's
-   * table: a value with no status or a 2xx/3xx success, 429 cooldown, 401/402/403 blocked, 408/5xx
-   * cooldown, other 4xx and a thrown 3xx pass, network errors and a thrown status 0 retry).
+   * Cool a key down when a success shows its budget exhausted (see the router's `preemptive`).
+   * @defaultValue the router's `preemptive` option (`true`)
+   */
+  preemptive?: boolean | undefined;
+  /**
+   * Decides an attempt's verdict; return `undefined` to keep the default one (the README's table).
    * @defaultValue `undefined` (the default verdicts for every outcome)
    */
   classify?: ((outcome: Outcome) => Verdict | undefined) | undefined;
@@ -82,18 +90,26 @@ export interface ExecuteOptions {
 
 /**
  * What `execute` needs of the router beyond its public API (which it uses for everything else):
- * picks that pass over the keys already tried in this call.
+ * picks that pass over the keys already tried in this call, and the count of service faults.
  * @internal
  */
 export interface ExecuteHost {
-  /** A ready key not in `tried`, or -1. */
-  pick(tried: ReadonlySet<number>): number;
-  /** Milliseconds until the earliest cooldown of a key not in `tried` ends, or `undefined`. */
-  waitMs(tried: ReadonlySet<number>): number | undefined;
+  /** A ready key not in `tried` (in the scope), or -1. */
+  pick(tried: ReadonlySet<number>, scope: string | undefined): number;
+  /** Milliseconds until a key not in `tried` is ready (in the scope), or `undefined`. */
+  waitMs(tried: ReadonlySet<number>, scope: string | undefined): number | undefined;
   key(index: number): string;
   /** Adds which key it is to `fields`. */
   ref<T extends object>(index: number, fields: T): T & KeyRef;
+  /** Counts a service fault of the key; `true` when it reached `serverFaultThreshold` (the count restarts). */
+  fault(index: number): boolean;
+  options: ResolvedOptions;
 }
+
+/** The most of an error body `execute` reads. */
+const BODY_LIMIT = 65_536;
+/** What an abort of the caller's signal turns a pending attempt into. */
+const ABORTED = Symbol("aborted");
 
 /**
  * The loop behind `router.execute`: pick an untried key, call `fn`, judge the outcome, mark the key,
@@ -108,15 +124,27 @@ export async function execute<T>(
 ): Promise<T> {
   if (typeof fn !== "function") invalid(TypeError, "fn", "a function", fn);
   if (typeof options !== "object" || options === null) invalid(TypeError, "options", "an object", options);
-  const { signal, maxAttempts = router.maxRetry ?? router.size, maxWaitMs = 0, classify } = options;
+  const {
+    signal,
+    scope,
+    maxAttempts = router.maxRetry ?? router.size,
+    maxServerRetries = 2,
+    maxWaitMs = 0,
+    preemptive = host.options.preemptive,
+    classify,
+  } = options;
   checkCount("maxAttempts", maxAttempts);
+  if (!(Number.isInteger(maxServerRetries) && maxServerRetries >= 0)) invalid(RangeError, "maxServerRetries", "an integer >= 0", maxServerRetries);
   checkDuration("maxWaitMs", maxWaitMs);
   if (classify !== undefined && typeof classify !== "function") invalid(TypeError, "classify", "a function", classify);
   if (signal !== undefined && typeof signal?.aborted !== "boolean") invalid(TypeError, "signal", "an AbortSignal", signal);
+  if (scope !== undefined && typeof scope !== "string") invalid(TypeError, "scope", "a string", scope);
+  if (typeof preemptive !== "boolean") invalid(TypeError, "preemptive", "a boolean", preemptive);
   // Without the caller's signal, one of this call's own (see AttemptContext).
   const signals: Signals = { signal };
   // Measured by waiting, not by the router's clock, whose origin and pace are the caller's.
   let waitLeft = maxWaitMs;
+  let faults = 0;
   const tried = new Set<number>();
   let last: Outcome | undefined;
   // On an abort, the response of the last attempt is moved past like any other: release it.
@@ -127,9 +155,9 @@ export async function execute<T>(
 
   while (tried.size < maxAttempts) {
     if (signal?.aborted) abandon(signal.reason);
-    const index = host.pick(tried);
+    const index = host.pick(tried, scope);
     if (index === -1) {
-      const waitMs = host.waitMs(tried);
+      const waitMs = host.waitMs(tried, scope);
       // After a wait, a millisecond of grace: timers may fire a little before the deadline the
       // router's clock sees, and the last fraction of a wait must not end the call.
       if (!(waitMs! <= waitLeft + (waitLeft < maxWaitMs ? 1 : 0))) break;
@@ -146,16 +174,33 @@ export async function execute<T>(
     const attempt = tried.size;
     let outcome: Outcome;
     try {
-      const value = await fn(key, host.ref(index, new AttemptContext(attempt, signals)));
-      outcome = host.ref(index, { attempt, ...readResponse(value), type: "resolved", value });
+      const pending = fn(key, host.ref(index, new AttemptContext(attempt, signals)));
+      const value = await (signal === undefined ? pending : untilAbort(pending, signal));
+      const { status, headers } = readResponse(value);
+      // The common case, kept short: a success nobody classifies.
+      if (classify === undefined && (status === undefined || status < 400)) {
+        router.markSuccess(key);
+        if (preemptive && headers !== undefined) coolAhead(router, key, headers, scope);
+        return value;
+      }
+      outcome = host.ref(index, { attempt, status, headers, body: undefined, type: "resolved", value });
     } catch (error) {
-      outcome = host.ref(index, { attempt, ...readResponse(error), type: "rejected", error });
+      if (error === ABORTED) abandon(signal!.reason);
+      outcome = host.ref(index, { attempt, ...readResponse(error), body: undefined, type: "rejected", error });
       // An attempt cut short by the caller's abort says nothing about the key.
       if (!outcome.status && signal?.aborted) throw signal.reason;
     }
+    if (outcome.status! >= 400) outcome.body = await readBody(outcome, signals.signal);
     let stop: boolean;
     try {
-      stop = judge(router, key, outcome, classify?.(outcome) ?? defaultVerdict(outcome));
+      const verdict = classify?.(outcome) ?? defaultVerdict(outcome, host.options.quotaCooldownMs);
+      if (verdict?.type === "fault") {
+        if (host.fault(index)) router.markError(key, { reason: "server" });
+        stop = ++faults > maxServerRetries;
+      } else {
+        stop = judge(router, key, outcome, verdict, scope);
+        if (verdict.type === "success" && preemptive && outcome.headers !== undefined) coolAhead(router, key, outcome.headers, scope);
+      }
     } catch (error) {
       // A classify that throws or answers nonsense: nobody will see this response.
       discard(outcome);
@@ -165,7 +210,7 @@ export async function execute<T>(
     last = outcome;
   }
   if (last) return settle(last);
-  throw new NoKeyAvailableError(router.nextReadyInMs());
+  throw new NoKeyAvailableError(router.nextReadyInMs(scope));
 }
 
 /** The signal of one `execute` call, once there is one. */
@@ -196,7 +241,7 @@ class AttemptContext {
 }
 
 /** Marks the key as `verdict` says; returns whether `execute` stops here. */
-function judge(router: CredentialRouter, key: string, outcome: Outcome, verdict: Verdict): boolean {
+function judge(router: CredentialRouter, key: string, outcome: Outcome, verdict: Verdict, scope: string | undefined): boolean {
   switch (verdict?.type) {
     case "success":
       router.markSuccess(key);
@@ -206,44 +251,29 @@ function judge(router: CredentialRouter, key: string, outcome: Outcome, verdict:
     case "retry":
       return false;
     case "cooldown": {
+      const { reason, group } = verdict;
+      const mark = { reason, scope: verdict.scoped === false ? undefined : scope, group };
       const delayMs = verdict.delayMs ?? waitHint(outcome);
-      if (delayMs === undefined) router.markError(key);
-      else router.markErrorWithDelay(key, delayMs);
+      if (delayMs === undefined) router.markError(key, mark);
+      else router.markErrorWithDelay(key, delayMs, mark);
       return false;
     }
     case "blocked":
-      router.markBlocked(key);
+    case "disabled": {
+      const mark = { reason: verdict.reason, scope: verdict.scoped ? scope : undefined };
+      if (verdict.type === "blocked") router.markBlocked(key, mark);
+      else router.markDisabled(key, mark);
       return false;
-    case "disabled":
-      router.markDisabled(key);
-      return false;
+    }
     default:
       return invalid(TypeError, "the verdict classify returned", "a Verdict", verdict);
   }
 }
 
-/** The default rules; see {@link ExecuteOptions.classify}. */
-function defaultVerdict({ status, type }: Outcome): Verdict {
-  let verdict: Verdict["type"];
-  // A value with no status (a parsed body, a string) is what the caller asked for; a thrown error
-  // with none, or with an XHR-style status 0, is a network failure.
-  if (!status) verdict = type === "resolved" ? "success" : "retry";
-  // Thrown with a 3xx (a client that throws on redirects): not a success, nor the key's fault.
-  else if (status < 400) verdict = type === "resolved" ? "success" : "pass";
-  else if ([408, 429, 500, 502, 503, 504, 529].includes(status)) verdict = "cooldown";
-  else verdict = status >= 401 && status <= 403 ? "blocked" : "pass";
-  return { type: verdict } as Verdict;
-}
-
-/** The server's wait hint: headers first, then a thrown error's parsed body. Never reads a stream. */
-function waitHint(outcome: Outcome): number | undefined {
-  let hint = outcome.headers && parseRetryAfter(outcome.headers);
-  if (hint === undefined && outcome.type === "rejected") {
-    const body = read(() => (outcome.error as { error?: unknown; body?: unknown }).error ?? (outcome.error as { body?: unknown }).body);
-    // SDKs differ on whether `error.error` is the whole body or the body's `error` member.
-    hint = parseRetryDelay(body);
-  }
-  return hint;
+/** A success that shows the key's budget spent: the key rests until a slot frees (see `preemptive`). */
+function coolAhead(router: CredentialRouter, key: string, headers: HeadersLike, scope: string | undefined): void {
+  const delayMs = read(() => preemptiveDelay(headers));
+  if (delayMs !== undefined) router.markErrorWithDelay(key, delayMs, { reason: "rate_limit", scope });
 }
 
 function settle<T>(outcome: Outcome): T {
@@ -297,6 +327,92 @@ function read<T>(get: () => T): T | undefined {
     return undefined;
   }
 }
+
+/**
+ * What `fn` returned, or `ABORTED` as soon as the caller's signal aborts, for an `fn` that does not
+ * pass the signal on; its late result is then released.
+ */
+function untilAbort<T>(pending: T | PromiseLike<T>, signal: AbortSignal): T | Promise<T> {
+  if (typeof (pending as PromiseLike<T> | null)?.then !== "function") return pending as T;
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    const settle = (done: () => void) => {
+      if (settled) return false;
+      settled = true;
+      signal.removeEventListener("abort", onAbort);
+      done();
+      return true;
+    };
+    const onAbort = () => {
+      if (settle(() => reject(ABORTED))) (pending as PromiseLike<T>).then((value) => discard(late(value)), ignore);
+    };
+    (pending as PromiseLike<T>).then(
+      (value) => settle(() => resolve(value)),
+      (error: unknown) => settle(() => reject(error)),
+    );
+    // Aborted during fn's own synchronous part: a result fn already had wins by a microtask.
+    if (signal.aborted) queueMicrotask(onAbort);
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** A late value as an outcome, for `discard`. */
+function late(value: unknown): Outcome {
+  return { type: "resolved", value } as Outcome;
+}
+
+/**
+ * The error body of an outcome (see {@link Outcome.body}): what an SDK's error already parsed, else
+ * at most {@link BODY_LIMIT} bytes of a clone of its fetch `Response`, read until `signal` aborts,
+ * parsed as JSON when it is JSON. Never throws, never reads the response itself.
+ */
+async function readBody(outcome: Outcome, signal: AbortSignal | undefined): Promise<unknown> {
+  const source = outcome.type === "resolved" ? outcome.value : outcome.error;
+  if (!isObject(source)) return undefined;
+  const field = (name: string, of: unknown = source): unknown => read(() => (of as Record<string, unknown>)[name]);
+  const body = field("body");
+  const response = field("response");
+  const parsed = [field("error"), isStream(body) ? undefined : body, field("data"), isObject(response) ? field("data", response) : undefined].find((found) => found != null);
+  if (parsed !== undefined) return parsed;
+  const web = isResponse(source) ? source : isResponse(response) ? response : undefined;
+  if (web === undefined || signal?.aborted) return undefined;
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  const stop = () => void reader?.cancel().catch(ignore);
+  try {
+    reader = web.clone().body?.getReader();
+    if (reader === undefined) return undefined;
+    signal?.addEventListener("abort", stop, { once: true });
+    const bytes = new Uint8Array(BODY_LIMIT);
+    let length = 0;
+    for (let chunk; length < BODY_LIMIT && !(chunk = await reader.read()).done; ) {
+      const part = chunk.value.subarray(0, BODY_LIMIT - length);
+      bytes.set(part, length);
+      length += part.length;
+    }
+    const text = new TextDecoder().decode(bytes.subarray(0, length));
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text === "" ? undefined : text;
+    }
+  } catch {
+    // Used already, locked, or broken off: no body.
+    return undefined;
+  } finally {
+    signal?.removeEventListener("abort", stop);
+    stop();
+  }
+}
+
+function isResponse(value: unknown): value is Response {
+  return isObject(value) && read(() => typeof (value as Response).clone === "function" && isStream((value as Response).body)) === true;
+}
+
+function isStream(value: unknown): boolean {
+  return isObject(value) && read(() => typeof (value as ReadableStream).getReader === "function" || typeof (value as { pipe?: unknown }).pipe === "function") === true;
+}
+
+function ignore(): void {}
 
 /** Waits `ms`, or until `signal` aborts (rejecting with its reason); leaves no timer or listener. */
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {

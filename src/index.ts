@@ -3,7 +3,7 @@ export * from "./errors.js";
 export * from "./retry-after.js";
 export { fingerprint } from "./fingerprint.js";
 export type { CredentialRouterOptions } from "./options.js";
-export type { KeyState, KeyStatus } from "./key-state.js";
+export type { KeyState, KeyStatus, Reason } from "./key-state.js";
 export type { RoutingStrategy } from "./strategy.js";
 export type { KeyRef, RouterEvent, RouterListener } from "./events.js";
 export type { ExecuteOptions, KeyContext, Outcome, Verdict } from "./execute.js";

@@ -29,3 +29,17 @@ export const DISABLED = 3;
 
 /** Status names by code. @internal */
 export const STATUS_NAMES: readonly KeyStatus[] = ["ready", "cooldown", "blocked", "disabled"];
+
+/**
+ * Why a key is out: one of the router's own reasons or any string of the caller's.
+ *
+ * - `rate_limit`: the provider's rate limit (a 429, or a budget the headers show exhausted).
+ * - `quota`: the key's quota or credit is spent (billing, a per-day quota).
+ * - `auth`: the provider rejected the key (401, 403, an invalid or expired key).
+ * - `server`: the service failed on this key again and again (5xx, overloaded).
+ * - `manual`: a mark without a reason.
+ */
+export type Reason = "rate_limit" | "quota" | "auth" | "server" | "manual" | (string & {});
+
+/** The built-in reasons, by code; code 0 is the default. @internal */
+export const REASONS: readonly string[] = ["manual", "rate_limit", "quota", "auth", "server"];

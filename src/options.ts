@@ -48,6 +48,42 @@ export interface CredentialRouterOptions {
    */
   maxRetry?: number | undefined;
   /**
+   * How long a key cools down when its quota or credit is spent (reason `quota`) and the provider
+   * gave no delay of its own: `execute`'s default verdicts use it. A finite number `>= 0`.
+   * @defaultValue `3_600_000` (1 hour)
+   */
+  quotaCooldownMs?: number | undefined;
+  /**
+   * After how many service faults in a row (5xx, overloaded) without a success between them
+   * `execute` cools a key down (reason `server`) for its escalating default. Fewer faults mark
+   * nothing: an outage is nobody's key's fault. A positive integer.
+   * @defaultValue `3`
+   */
+  serverFaultThreshold?: number | undefined;
+  /**
+   * Keys that share one quota (keys of one OpenAI project or one Google Cloud project): one group
+   * name (or `undefined`, for a key alone) per key, in key order. A cooldown for reason `rate_limit`
+   * or `quota` (or any cooldown marked with `group: true`) cools every key of the group, in the same
+   * scope, until the same deadline. A block never spreads.
+   * @defaultValue `undefined` (every key alone)
+   */
+  groups?: readonly (string | undefined)[] | undefined;
+  /**
+   * How many scopes (models, say) may hold state at once. A scope whose keys are all ready again
+   * holds none; past this many, the scope used least recently is dropped, and its cooldowns with
+   * it (which errs toward trying a key). A positive integer.
+   * @defaultValue `1_024`
+   */
+  maxScopes?: number | undefined;
+  /**
+   * Whether `execute` cools a key down before the provider answers 429: when a success shows a
+   * budget exhausted (`x-ratelimit-remaining-*: 0` with a reset) or carries a `retry-after`, the key
+   * rests until one slot frees (reason `rate_limit`), while the response is returned as usual.
+   * `execute`'s `preemptive` option overrides it per call.
+   * @defaultValue `true`
+   */
+  preemptive?: boolean | undefined;
+  /**
    * The clock: a monotonic time in milliseconds. It is read at each call that needs the time, so
    * fake timers installed after the router was made still apply.
    * @defaultValue `() => performance.now()`
@@ -64,6 +100,11 @@ export interface ResolvedOptions {
   initialState: SavedState | undefined;
   strategy: RoutingStrategy;
   maxRetry: number | undefined;
+  quotaCooldownMs: number;
+  serverFaultThreshold: number;
+  groups: readonly (string | undefined)[] | undefined;
+  maxScopes: number;
+  preemptive: boolean;
   now: () => number;
 }
 
@@ -84,6 +125,11 @@ export function resolveOptions(options: CredentialRouterOptions = {}, size: numb
     maxRetryAfterMs = 86_400_000,
     labels,
     initialState,
+    quotaCooldownMs = 3_600_000,
+    serverFaultThreshold = 3,
+    groups,
+    maxScopes = 1_024,
+    preemptive = true,
   } = options;
   checkDuration("cooldownMs", cooldownMs);
   const { maxCooldownMs = cooldownMs } = options;
@@ -98,6 +144,10 @@ export function resolveOptions(options: CredentialRouterOptions = {}, size: numb
       if (typeof labels[index] !== "string") invalid(TypeError, `labels[${index}]`, "a string", labels[index]);
     }
   }
+  checkDuration("quotaCooldownMs", quotaCooldownMs);
+  checkCount("serverFaultThreshold", serverFaultThreshold);
+  checkCount("maxScopes", maxScopes);
+  if (typeof preemptive !== "boolean") invalid(TypeError, "preemptive", "a boolean", preemptive);
   if (initialState !== undefined) checkSavedState(initialState);
   return {
     cooldownMs,
@@ -107,8 +157,23 @@ export function resolveOptions(options: CredentialRouterOptions = {}, size: numb
     initialState,
     strategy: copyStrategy(strategy, size),
     maxRetry,
+    quotaCooldownMs,
+    serverFaultThreshold,
+    groups: groups === undefined ? undefined : copyGroups(groups, size),
+    maxScopes,
+    preemptive,
     now: now === performanceNow ? now : finiteClock(now),
   };
+}
+
+/** Checks the `groups` option and returns a frozen copy. */
+function copyGroups(groups: unknown, size: number): readonly (string | undefined)[] {
+  if (!Array.isArray(groups) || groups.length !== size) invalid(TypeError, "groups", `an array of ${size}`, groups);
+  for (let index = 0; index < size; index++) {
+    const group: unknown = groups[index];
+    if (group !== undefined && typeof group !== "string") invalid(TypeError, `groups[${index}]`, "a string or undefined", group);
+  }
+  return Object.freeze([...(groups as (string | undefined)[])]);
 }
 
 /**

@@ -1,22 +1,84 @@
 import { Emitter, type KeyRef, type RouterEvent, type RouterListener } from "./events.js";
 import { execute, type ExecuteHost, type ExecuteOptions, type KeyContext } from "./execute.js";
 import { fingerprint } from "./fingerprint.js";
-import { IndexHeap } from "./index-heap.js";
-import { BLOCKED, COOLDOWN, DISABLED, READY, STATUS_NAMES, type KeyState } from "./key-state.js";
+import { BLOCKED, COOLDOWN, DISABLED, READY, REASONS, STATUS_NAMES, type KeyState, type Reason } from "./key-state.js";
 import { checkDuration, resolveOptions, type CredentialRouterOptions, type ResolvedOptions } from "./options.js";
 import { checkSavedState, type SavedKeyState, type SavedState } from "./saved-state.js";
+import { Layer } from "./layer.js";
 import { invalid, maskKey } from "./secret.js";
-import { createPicker, type Picker, type RoutingStrategy } from "./strategy.js";
+import { pickerFactory, type Picker, type RoutingStrategy } from "./strategy.js";
+
+/** Options of the marks that take a key out: why, and where. */
+export interface MarkOptions {
+  /**
+   * Why the key is out, carried by events, snapshots, saved state and Redis records.
+   * @defaultValue `"manual"`
+   */
+  reason?: Reason | undefined;
+  /**
+   * The scope the mark applies in (a model name, or any string): the key is out for that scope
+   * only. Without one, the key is out for every scope.
+   * @defaultValue `undefined` (key-wide)
+   */
+  scope?: string | undefined;
+}
+
+/** Options of `markError` and `markErrorWithDelay`. */
+export interface CooldownOptions extends MarkOptions {
+  /**
+   * Whether the cooldown spreads to every key of the key's group (the `groups` option), in the same
+   * scope, until the same deadline.
+   * @defaultValue `true` for reasons `"rate_limit"` and `"quota"`, else `false`
+   */
+  group?: boolean | undefined;
+}
+
+/** Options of the calls that read or clear one scope. */
+export interface ScopeOptions {
+  /**
+   * The scope; without one, the call is key-wide (and `clearCooldown` clears every scope too).
+   * @defaultValue `undefined`
+   */
+  scope?: string | undefined;
+}
+
+/** A key's state in one scope where it is not ready, in a {@link KeySnapshot}. */
+export interface ScopeSnapshot {
+  /** The scope's name. */
+  scope: string;
+  /** The key's state in the scope alone (its key-wide state is the row's). */
+  state: KeyState;
+  /** Why the key is out in the scope. */
+  reason: Reason;
+}
 
 /** One row of {@link CredentialRouter.snapshot}: a key's state, named without the key. */
 export interface KeySnapshot extends KeyRef {
   /** The key's fingerprint (SHA-256, hex), as in saved state: the same key has the same id everywhere. */
   id: string;
-  /** The key's state at the time of the snapshot. */
+  /** The key's key-wide state at the time of the snapshot. */
   state: KeyState;
+  /** Why the key is out key-wide; absent when it is ready. */
+  reason?: Reason;
   /** Consecutive failed cooldown windows; the next default cooldown grows from it. */
   failures: number;
+  /** The key's entry in the `groups` option, when it has one. */
+  group?: string;
+  /** Each scope in which the key is out, whatever its key-wide state. */
+  scopes: ScopeSnapshot[];
 }
+
+/** Marks' options once read: the reason's code, the scope's name, whether a cooldown spreads. */
+interface Mark {
+  reason: number;
+  scope: string | undefined;
+  spread: boolean;
+}
+
+/** The most reasons a router tells apart (built-in ones included): they are stored in a byte a key. */
+const MAX_REASONS = 256;
+const RATE_LIMIT = 1;
+const QUOTA = 2;
 
 /**
  * Spreads requests over many API keys and keeps each key's health.
@@ -27,6 +89,9 @@ export interface KeySnapshot extends KeyRef {
  * Cooldowns end by themselves; blocked and disabled keys wait for `clearCooldown`. The router
  * schedules no timers and never reads the clock unless a key is cooling.
  *
+ * Providers limit each key per model: pass a scope (the model) to route and mark per model, and
+ * `groups` for keys that share one quota.
+ *
  * Keys are secrets: no message, event, snapshot, `String()`, JSON or `inspect` output of the router
  * contains one.
  *
@@ -36,8 +101,8 @@ export interface KeySnapshot extends KeyRef {
  * const key = router.nextKey();
  * if (key === undefined) throw new Error(`all keys busy for ${router.nextReadyInMs()} ms`);
  * const response = await fetch(url, { headers: { authorization: `Bearer ${key}` } });
- * if (response.status === 429) router.markErrorWithDelay(key, 20_000);
- * else if (response.status === 401) router.markBlocked(key);
+ * if (response.status === 429) router.markErrorWithDelay(key, 20_000, { reason: "rate_limit" });
+ * else if (response.status === 401) router.markBlocked(key, { reason: "auth" });
  * ```
  */
 export class CredentialRouter {
@@ -47,26 +112,33 @@ export class CredentialRouter {
   readonly #options: ResolvedOptions;
   readonly #now: () => number;
   readonly #events = new Emitter<RouterEvent>();
-
-  /** Status code of each key (`READY` … `DISABLED`), by index. */
-  readonly #status: Uint8Array;
-  /** When each cooling key is ready again, on the `now` clock; meaningless for other keys. */
-  readonly #deadline: Float64Array;
+  /** The key-wide states, and a picker over the keys ready key-wide. */
+  readonly #all: Layer;
+  /** The scopes in which some key is out, by name. */
+  readonly #scopes = new Map<string, Layer>();
+  readonly #newPicker: () => Picker;
   /** Consecutive failed cooldown windows of each key. */
   readonly #failures: Uint32Array;
-  /** The cooling keys, earliest deadline first: expiry looks only at the top. */
-  readonly #cooling: IndexHeap;
-  /** The ready keys, in the order the strategy picks them. */
-  readonly #picker: Picker;
-  #readyCount: number;
+  /** Consecutive service faults of each key (see `serverFaultThreshold`). */
+  readonly #faults: Uint32Array;
+  /** Counts scope uses, to find the least recently used. */
+  #tick = 0;
+  /** For each key of a group of two or more, the group's keys. */
+  readonly #members: (readonly number[] | undefined)[] = [];
+  /** Reason names by code, and back. */
+  readonly #reasonNames: string[] = [...REASONS];
+  readonly #reasonCodes = new Map(REASONS.map((name, code) => [name, code]));
+  #picks = 0;
+  /** Each key's masked hint, made the first time it is needed. */
+  readonly #hints: string[] = [];
   /** SHA-256 of each key, computed the first time saved state needs them. */
   #fingerprints: readonly string[] | undefined;
   #indexOfFingerprint: Map<string, number> | undefined;
   #host: ExecuteHost | undefined;
 
   /**
-   * @param keys - The API keys, at least one, each a non-empty string, no duplicates. The router
-   *   keeps its own copy.
+   * @param keys - The API keys, at least one, each a non-empty, well-formed string, no duplicates.
+   *   The router keeps its own copy.
    * @param options - See {@link CredentialRouterOptions}.
    * @throws TypeError when `keys` is not such a list (the message names the index, never the key),
    *   or an option is of the wrong kind.
@@ -80,12 +152,18 @@ export class CredentialRouter {
     this.#indexOf = indexOf;
     this.#options = resolved;
     this.#now = resolved.now;
-    this.#status = new Uint8Array(size);
-    this.#deadline = new Float64Array(size);
+    this.#newPicker = pickerFactory(resolved.strategy, size);
+    this.#all = new Layer(undefined, size, this.#newPicker(), size, 0);
     this.#failures = new Uint32Array(size);
-    this.#cooling = new IndexHeap(this.#deadline);
-    this.#picker = createPicker(resolved.strategy, size);
-    this.#readyCount = size;
+    this.#faults = new Uint32Array(size);
+    const groups = new Map<string, number[]>();
+    resolved.groups?.forEach((group, index) => {
+      if (group === undefined) return;
+      const members = groups.get(group) ?? [];
+      groups.set(group, members);
+      members.push(index);
+      if (members.length > 1) for (const member of members) this.#members[member] = members;
+    });
     if (resolved.initialState !== undefined) this.importState(resolved.initialState);
   }
 
@@ -104,17 +182,31 @@ export class CredentialRouter {
     return this.#options.strategy;
   }
 
+  /** How many keys the router has handed out (by `nextKey` and `execute`'s attempts), for metrics. */
+  get picks(): number {
+    return this.#picks;
+  }
+
   /**
    * The next ready key by the strategy, or `undefined` when every key is cooling, blocked or
    * disabled (then `nextReadyInMs()` says how long until one is back).
+   * @param scope - Route in this scope (a model, say): a key ready both key-wide and in the scope,
+   *   chosen by the scope's own position in the strategy.
    */
-  nextKey(): string | undefined {
+  nextKey(scope?: string): string | undefined {
+    if (scope !== undefined) return this.#nextIn(scope);
     // The hot path, kept apart from execute's picks that pass over tried keys. While keys cool, a
     // pick costs one clock read and a look at the earliest deadline; #expire runs only when one ended.
-    const cooling = this.#cooling;
-    if (cooling.size !== 0 && this.#deadline[cooling.peek()]! <= this.#now()) this.#expire();
-    const index = this.#picker.pick();
-    return index < 0 ? this.#exhausted() : this.#keys[index];
+    const all = this.#all;
+    const earliest = all.until.min;
+    if (earliest !== Infinity) {
+      const now = this.#now();
+      if (earliest <= now) this.#expire(all, now);
+    }
+    const index = all.picker.pick();
+    if (index < 0) return this.#exhausted(undefined, all);
+    this.#picks++;
+    return this.#keys[index];
   }
 
   /**
@@ -122,83 +214,103 @@ export class CredentialRouter {
    * window up to `maxCooldownMs`. A mark while the key is already cooling opens no new window (and
    * does not escalate); a longer cooldown already running is kept, and a blocked or disabled key
    * stays so.
+   * @param options - `reason`, `scope` and `group`: see {@link CooldownOptions}.
    * @returns `true` for a known key, `false` (and no change) for an unknown one.
+   * @throws TypeError when an option is of the wrong kind.
    */
-  markError(key: string): boolean {
-    return this.#coolDown(this.#indexOf.get(key), undefined);
+  markError(key: string, options?: CooldownOptions): boolean {
+    return this.#coolDown(key, undefined, options);
   }
 
   /**
    * Cools the key down for `delayMs` milliseconds, such as a server's `Retry-After`; delays over
    * `maxRetryAfterMs` are cut to it. A longer cooldown already running is kept, and a blocked or
    * disabled key stays so.
+   * @param options - `reason`, `scope` and `group`: see {@link CooldownOptions}.
    * @returns `true` for a known key, `false` (and no change) for an unknown one.
    * @throws RangeError when `delayMs` is not a finite number `>= 0`.
    */
-  markErrorWithDelay(key: string, delayMs: number): boolean {
+  markErrorWithDelay(key: string, delayMs: number, options?: CooldownOptions): boolean {
     checkDuration("delayMs", delayMs);
-    return this.#coolDown(this.#indexOf.get(key), Math.min(delayMs, this.#options.maxRetryAfterMs));
+    return this.#coolDown(key, Math.min(delayMs, this.#options.maxRetryAfterMs), options);
   }
 
   /**
    * Takes the key out of rotation after a hard failure (401, 403) until `clearCooldown`. A disabled
    * key stays disabled.
+   * @param options - `reason` and `scope`: see {@link MarkOptions}.
    * @returns `true` for a known key, `false` (and no change) for an unknown one.
    */
-  markBlocked(key: string): boolean {
-    return this.#raise(this.#indexOf.get(key), BLOCKED);
+  markBlocked(key: string, options?: MarkOptions): boolean {
+    return this.#raise(key, BLOCKED, options);
   }
 
   /**
    * Takes the key out of rotation on purpose until `clearCooldown`.
+   * @param options - `reason` and `scope`: see {@link MarkOptions}.
    * @returns `true` for a known key, `false` (and no change) for an unknown one.
    */
-  markDisabled(key: string): boolean {
-    return this.#raise(this.#indexOf.get(key), DISABLED);
+  markDisabled(key: string, options?: MarkOptions): boolean {
+    return this.#raise(key, DISABLED, options);
   }
 
   /**
-   * Records that a request with the key succeeded: its run of failures ends, so its next default
-   * cooldown starts again from `cooldownMs`. Its state does not change (a success of a request sent
-   * before a 429 does not end that 429's cooldown).
+   * Records that a request with the key succeeded: its run of failures (and of service faults)
+   * ends, so its next default cooldown starts again from `cooldownMs`. Its state does not change (a
+   * success of a request sent before a 429 does not end that 429's cooldown).
    * @returns `true` for a known key, `false` for an unknown one.
    */
   markSuccess(key: string): boolean {
     const index = this.#indexOf.get(key);
     if (index === undefined) return false;
-    this.#failures[index] = 0;
+    this.#failures[index] = this.#faults[index] = 0;
     return true;
   }
 
   /**
-   * Makes the key ready again, from any state, and ends its run of failures. This is the only call
-   * that lowers a key's state.
+   * Makes the key ready again: without a scope, key-wide and in every scope, and its run of failures
+   * ends; with one, in that scope only. This is the only call that lowers a key's state.
    * @returns `true` for a known key, `false` (and no change) for an unknown one.
    */
-  clearCooldown(key: string): boolean {
+  clearCooldown(key: string, options?: ScopeOptions): boolean {
+    const name = scopeOf(options);
     const index = this.#indexOf.get(key);
     if (index === undefined) return false;
-    this.#failures[index] = 0;
-    if (this.#status[index] !== READY) this.#set(index, READY, 0);
+    if (name === undefined) this.#failures[index] = this.#faults[index] = 0;
+    for (const layer of name === undefined ? [this.#all, ...this.#scopes.values()] : [this.#scopes.get(name)]) {
+      if (layer !== undefined && layer.status[index] !== READY) this.#set(layer, index, READY, 0);
+    }
     return true;
   }
 
-  /** The key's state now, or `undefined` for an unknown key. */
-  stateOf(key: string): KeyState | undefined {
+  /**
+   * The key's state now, or `undefined` for an unknown key.
+   * @param scope - The state `nextKey(scope)` sees: the more severe of the key-wide state and the
+   *   state in the scope (of two cooldowns, the longer).
+   */
+  stateOf(key: string, scope?: string): KeyState | undefined {
+    const layer = this.#layer(scope);
     const index = this.#indexOf.get(key);
     if (index === undefined) return undefined;
-    return this.#stateAt(index, this.#cooling.size === 0 ? 0 : this.#expire());
+    const now = this.#settle(layer);
+    const wide = stateIn(this.#all, index, now);
+    const here = stateIn(layer, index, now);
+    // The more severe; of two cooldowns, the longer.
+    return STATUS_NAMES.indexOf(here.status) > STATUS_NAMES.indexOf(wide.status) ||
+      (here.status === "cooldown" && wide.status === "cooldown" && here.remainingMs > wide.remainingMs)
+      ? here
+      : wide;
   }
 
   /**
    * How long until `nextKey()` can return a key: `0` when one is ready now, else the milliseconds
    * until the earliest cooldown ends, or `undefined` when every key is blocked or disabled.
+   * @param scope - For `nextKey(scope)`: until a key is ready both key-wide and in the scope.
    */
-  nextReadyInMs(): number | undefined {
-    if (this.#cooling.size === 0) return this.#readyCount === 0 ? undefined : 0;
-    const now = this.#expire();
-    if (this.#readyCount !== 0) return 0;
-    return this.#cooling.size === 0 ? undefined : this.#deadline[this.#cooling.peek()]! - now;
+  nextReadyInMs(scope?: string): number | undefined {
+    const layer = this.#layer(scope);
+    const now = this.#settle(layer);
+    return layer.ready !== 0 ? 0 : this.#waitMs(layer, now);
   }
 
   /**
@@ -209,7 +321,7 @@ export class CredentialRouter {
    * @example
    * ```ts
    * const stop = router.subscribe((event) => {
-   *   if (event.type === "blocked") console.warn(`key ${event.hint} was rejected; rotate it`);
+   *   if (event.type === "blocked") console.warn(`key ${event.hint} was rejected (${event.reason}); rotate it`);
    * });
    * ```
    */
@@ -217,63 +329,87 @@ export class CredentialRouter {
     return this.#events.subscribe(listener);
   }
 
-  /** Every key's state, by index, for dashboards and health checks. Contains no key. */
+  /**
+   * Every key's state, by index, for dashboards and health checks: key-wide, and in each scope
+   * where the key is out. Contains no key.
+   */
   snapshot(): ReadonlyArray<KeySnapshot> {
-    const now = this.#cooling.size === 0 ? 0 : this.#expire();
+    const now = this.#settleAll();
     const ids = this.#fingerprintList();
-    return this.#keys.map((_, index) =>
-      this.#ref(index, { id: ids[index]!, state: this.#stateAt(index, now), failures: this.#failures[index]! }),
-    );
+    const { groups } = this.#options;
+    const all = this.#all;
+    const rows = this.#keys.map((_, index) => {
+      const row = this.#ref(index, { id: ids[index]!, state: stateIn(all, index, now), failures: this.#failures[index]!, scopes: [] }) as KeySnapshot;
+      if (all.status[index] !== READY) row.reason = this.#reasonNames[all.reason[index]!]!;
+      const group = groups?.[index];
+      if (group !== undefined) row.group = group;
+      return row;
+    });
+    for (const layer of this.#scopes.values()) {
+      layer.status.forEach((status, index) => {
+        if (status !== READY) rows[index]!.scopes.push({ scope: layer.name!, state: stateIn(layer, index, now), reason: this.#reasonNames[layer.reason[index]!]! });
+      });
+    }
+    return rows;
   }
 
   /**
    * The keys' states as a JSON-safe value to persist and pass back as the `initialState` option,
-   * such as across a restart. Keys are named by SHA-256 fingerprint, never by text; cooldown
-   * deadlines are wall-clock times (`Date.now()`), so the remaining time survives the restart.
+   * such as across a restart: key-wide, and in each scope. Keys are named by SHA-256 fingerprint,
+   * never by text; cooldown deadlines are wall-clock times (`Date.now()`), so the remaining time
+   * survives the restart.
    */
   exportState(): SavedState {
-    const now = this.#cooling.size === 0 ? 0 : this.#expire();
+    const now = this.#settleAll();
     const wallNow = Date.now();
-    const ids = this.#fingerprintList();
     const keys: SavedKeyState[] = [];
-    for (let index = 0; index < this.#keys.length; index++) {
-      const status = this.#status[index]!;
-      const failures = this.#failures[index]!;
-      if (status === READY && failures === 0) continue;
-      const entry: SavedKeyState = { id: ids[index]!, status: STATUS_NAMES[status]! };
-      if (status === COOLDOWN) entry.until = wallNow + (this.#deadline[index]! - now);
-      if (failures !== 0) entry.failures = failures;
-      keys.push(entry);
+    for (const layer of [this.#all, ...this.#scopes.values()]) {
+      layer.status.forEach((status, index) => {
+        const failures = layer === this.#all ? this.#failures[index]! : 0;
+        if (status === READY && failures === 0) return;
+        const saved: SavedKeyState = { id: this.#fingerprintAt(index), status: STATUS_NAMES[status]! };
+        if (status === COOLDOWN) saved.until = wallNow + (layer.deadline(index) - now);
+        if (status !== READY) saved.reason = this.#reasonNames[layer.reason[index]!]!;
+        if (failures !== 0) saved.failures = failures;
+        if (layer.name !== undefined) saved.scope = layer.name;
+        keys.push(saved);
+      });
     }
-    return { version: 1, savedAt: wallNow, keys };
+    return { version: this.#scopes.size === 0 ? 1 : 2, savedAt: wallNow, keys };
   }
 
   /**
    * Sets the keys listed in `state` (from `exportState()`, another instance or a shared store) to
-   * exactly the states given, and tells the listeners. Unlike the marks, this may lower a state: it is
-   * how a state decided elsewhere (an admin's `clearCooldown` on another instance) arrives here.
-   * Entries for keys this router does not hold are ignored; cooldowns that have ended make the key
-   * ready. An entry's `failures`, when given, replaces the key's own; without it the key keeps its
-   * own count (an entry that makes a key ready without `failures` still ends its run, as
-   * `clearCooldown` does).
+   * exactly the states given, key-wide or in a scope, and tells the listeners. Unlike the marks, this
+   * may lower a state: it is how a state decided elsewhere (an admin's `clearCooldown` on another
+   * instance) arrives here. Entries for keys this router does not hold are ignored; cooldowns that
+   * have ended make the key ready. An entry's `failures`, when given, replaces the key's own; without
+   * it the key keeps its own count (a key-wide entry that makes a key ready without `failures` still
+   * ends its run, as `clearCooldown` does). All or nothing: a bad entry anywhere throws before any
+   * is applied.
    * @throws TypeError when `state` is not shaped like {@link SavedState}.
+   * @throws RangeError when it names more distinct reasons than a router holds (256).
    */
   importState(state: SavedState): void {
-    checkSavedState(state, "state");
+    const entries = checkSavedState(state, "state");
+    const reasons = entries.map(({ reason }) => this.#reasonCode(reason, "state.keys[].reason"));
     const indexOf = this.#fingerprintIndex();
     const now = this.#now();
     const wallNow = Date.now();
-    for (const { id, status, until = 0, failures } of state.keys) {
+    entries.forEach(({ id, status, until = 0, failures, scope }, at) => {
       const index = indexOf.get(id);
-      if (index === undefined) continue;
-      if (failures !== undefined) this.#failures[index] = failures;
-      else if (status === "ready") this.#failures[index] = 0;
+      if (index === undefined) return;
       const deadline = now + (until - wallNow);
       const code = status === "cooldown" && deadline <= now ? READY : STATUS_NAMES.indexOf(status);
-      if (code !== this.#status[index] || (code === COOLDOWN && deadline !== this.#deadline[index])) {
-        this.#set(index, code, now, deadline);
+      if (scope === undefined) {
+        if (failures !== undefined) this.#failures[index] = failures;
+        else if (status === "ready") this.#failures[index] = 0;
       }
-    }
+      const layer = code === READY ? this.#layer(scope) : this.#scope(scope, now);
+      if ((layer !== this.#all || scope === undefined) && (code !== layer.status[index] || (code === COOLDOWN && deadline !== layer.deadline(index)))) {
+        this.#set(layer, index, code, now, deadline, reasons[at]);
+      }
+    });
   }
 
   /**
@@ -292,115 +428,232 @@ export class CredentialRouter {
    */
   execute<T>(fn: (key: string, context: KeyContext) => T | PromiseLike<T>, options?: ExecuteOptions): Promise<T> {
     this.#host ??= {
-      pick: (tried) => this.#pick(tried),
-      waitMs: (tried) => {
-        const index = this.#cooling.peekExcept(tried);
-        return index < 0 ? undefined : this.#deadline[index]! - this.#now();
-      },
+      pick: (tried, scope) => this.#pick(tried, scope),
+      waitMs: (tried, scope) => this.#waitMs(this.#layer(scope), this.#now(), tried),
       key: (index) => this.#keys[index]!,
       ref: (index, fields) => this.#ref(index, fields),
+      fault: (index) => {
+        if (++this.#faults[index]! < this.#options.serverFaultThreshold) return false;
+        this.#faults[index] = 0;
+        return true;
+      },
+      options: this.#options,
     };
     return execute(this, this.#host, fn, options);
   }
 
-  /** The next ready key's index by the strategy that is not in `tried`, or -1. */
-  #pick(tried: ReadonlySet<number>): number {
-    if (this.#cooling.size !== 0) this.#expire();
+  /** `nextKey(scope)`. */
+  #nextIn(name: string): string | undefined {
+    this.#settle(this.#layer(name));
+    // Expiry may have dropped the scope: then it routes as the key-wide layer.
+    const layer = this.#layer(name);
+    const index = layer.picker.pick();
+    if (index < 0) return this.#exhausted(name, layer);
+    this.#picks++;
+    return this.#keys[index];
+  }
+
+  /** The next ready key's index by the strategy that is not in `tried`, in the scope, or -1. */
+  #pick(tried: ReadonlySet<number>, name: string | undefined): number {
+    let index = this.#pickExcept(tried, name);
+    if (index < 0 && this.#events.active) {
+      this.#exhausted(name, this.#layer(name));
+      // Listeners told that no key is ready may have made one ready: look once more.
+      index = this.#pickExcept(tried, name);
+    }
+    if (index >= 0) this.#picks++;
+    return index;
+  }
+
+  #pickExcept(tried: ReadonlySet<number>, name: string | undefined): number {
+    this.#settle(this.#layer(name));
+    const { picker } = this.#layer(name);
     // Pass over the tried keys the strategy offers, hiding each for the rest of this pick only: the
     // cost is the number of tried keys met, not of keys tried (round-robin's cursor has usually
     // moved past them already).
     const hidden: number[] = [];
     let index: number;
-    while ((index = this.#picker.pick()) >= 0 && tried.has(index)) {
-      this.#picker.delete(index);
+    while ((index = picker.pick()) >= 0 && tried.has(index)) {
+      picker.delete(index);
       hidden.push(index);
     }
-    for (const other of hidden) this.#picker.add(other, false);
-    if (index < 0) this.#exhausted();
+    for (const other of hidden) picker.add(other, false);
     return index;
   }
 
-  /** Tells the listeners, when no key at all is ready, how long until one is. */
-  #exhausted(): undefined {
-    if (this.#readyCount === 0 && this.#events.active) {
-      // Read the earliest deadline without expiring it: the pick that found no key stands, and
-      // telling the listeners must not make a key ready under it.
-      const cooling = this.#cooling;
-      const retryAfterMs = cooling.size === 0 ? undefined : Math.max(0, this.#deadline[cooling.peek()]! - this.#now());
-      this.#events.emit({ type: "exhausted", retryAfterMs });
-    }
+  /**
+   * Tells the listeners, when no key at all is ready (in the scope), how long until one is. Returns
+   * `undefined`, for the pick that found none.
+   */
+  #exhausted(name: string | undefined, layer: Layer): undefined {
+    if (layer.ready !== 0 || !this.#events.active) return undefined;
+    // Read the deadlines without expiring anything: the pick that found no key stands, and telling
+    // the listeners must not make a key ready under it.
+    const retryAfterMs = this.#waitMs(layer, this.#all.earliest < Infinity || layer.earliest < Infinity ? this.#now() : 0);
+    this.#events.emit(name === undefined ? { type: "exhausted", retryAfterMs } : { type: "exhausted", retryAfterMs, scope: name });
     return undefined;
   }
 
-  /** Makes every key whose cooldown has ended ready, earliest first; returns the time it read. */
-  #expire(): number {
-    const now = this.#now();
-    const cooling = this.#cooling;
-    while (cooling.size !== 0 && this.#deadline[cooling.peek()]! <= now) this.#set(cooling.peek(), READY, now, 0, "expired");
-    return now;
+  /**
+   * Milliseconds until a key that is not in `tried` is ready (both key-wide and in the scope), or
+   * `undefined` when none will be by itself. In a scope, a scan of every key: it runs only when no
+   * key is ready there.
+   */
+  #waitMs(layer: Layer, now: number, tried: ReadonlySet<number> = new Set()): number | undefined {
+    const all = this.#all;
+    let earliest = Infinity;
+    if (layer === all) {
+      const index = all.until.argminExcept(tried);
+      if (index >= 0) earliest = all.deadline(index);
+    } else {
+      for (let index = 0; index < this.#keys.length; index++) {
+        if (!tried.has(index)) earliest = Math.min(earliest, Math.max(readyAt(all, index, now), readyAt(layer, index, now)));
+      }
+    }
+    return earliest === Infinity ? undefined : Math.max(0, earliest - now);
   }
 
   /**
-   * Puts the key in `status` (until `until`, for a cooldown) and tells the listeners: the one place a
-   * key's state changes, so the picker, the cooling heap and the ready count always agree.
+   * The layer of a scope name: the key-wide one for no name, or a scope that holds no state (which
+   * routes as the key-wide one), else the live scope, marked as used.
    */
-  #set(index: number, status: number, now: number, until = 0, reason: "cleared" | "expired" = "cleared"): void {
-    const before = this.#status[index]!;
-    this.#status[index] = status;
-    if (before === READY) {
-      this.#picker.delete(index);
-      this.#readyCount--;
-    } else if (status === READY) {
-      this.#picker.add(index, true);
-      this.#readyCount++;
+  #layer(name: string | undefined): Layer {
+    if (name === undefined) return this.#all;
+    if (typeof name !== "string") invalid(TypeError, "scope", "a string", name);
+    const layer = this.#scopes.get(name);
+    if (layer === undefined) return this.#all;
+    layer.used = ++this.#tick;
+    return layer;
+  }
+
+  /** The layer of a scope name, made when the scope holds no state yet (at `now`, or the clock's time for 0). */
+  #scope(name: string | undefined, now: number): Layer {
+    const layer = this.#layer(name);
+    return layer === this.#all && name !== undefined ? this.#open(name, now || this.#now()) : layer;
+  }
+
+  /** Makes a scope for `name`, dropping the one used least recently when there are `maxScopes`. */
+  #open(name: string, now: number): Layer {
+    if (this.#scopes.size >= this.#options.maxScopes) {
+      let oldest: Layer | undefined;
+      for (const layer of this.#scopes.values()) if (oldest === undefined || layer.used < oldest.used) oldest = layer;
+      this.#scopes.delete(oldest!.name!);
     }
-    if (status === COOLDOWN) {
-      this.#deadline[index] = until;
-      this.#cooling.set(index);
-    } else if (before === COOLDOWN) {
-      this.#cooling.delete(index);
+    const all = this.#all;
+    const picker = this.#newPicker();
+    all.status.forEach((status, index) => status !== READY && picker.delete(index));
+    const layer = new Layer(name, this.#keys.length, picker, all.ready, now);
+    layer.used = ++this.#tick;
+    this.#scopes.set(name, layer);
+    return layer;
+  }
+
+  /** Expires what has ended key-wide and in `layer`; returns the time it read (0 when it needed none). */
+  #settle(layer: Layer): number {
+    if (this.#all.earliest === Infinity && layer.earliest === Infinity) return 0;
+    const now = this.#now();
+    this.#expire(this.#all, now);
+    // Expiry may have run listeners that dropped the scope: expire it only if it is still live.
+    if (layer !== this.#all && this.#scopes.get(layer.name!) === layer) this.#expire(layer, now);
+    return now;
+  }
+
+  /** Expires everything that has ended, key-wide and in every scope. */
+  #settleAll(): number {
+    const now = this.#now();
+    for (const layer of [this.#all, ...this.#scopes.values()]) this.#expire(layer, now);
+    return now;
+  }
+
+  /** Makes every key of `layer` whose cooldown has ended ready, earliest first. */
+  #expire(layer: Layer, now: number): void {
+    while (layer.earliest <= now) this.#set(layer, layer.until.argmin(), READY, now, 0, 0, "expired");
+  }
+
+  /**
+   * Puts the key in `status` in `layer` (until `until`, for a cooldown) and tells the listeners: the
+   * one place a key's state changes, so the pickers, the deadlines and the counts always agree. A
+   * scope whose keys are all ready again is dropped.
+   */
+  #set(layer: Layer, index: number, status: number, now: number, until = 0, reason = 0, why: "cleared" | "expired" = "cleared"): void {
+    const before = layer.status[index]!;
+    const all = this.#all;
+    layer.status[index] = status;
+    layer.reason[index] = reason;
+    if ((before === READY) !== (status === READY)) {
+      const ready = status === READY;
+      layer.out += ready ? -1 : 1;
+      if (layer === all) {
+        admit(all, index, ready);
+        // The scopes' pickers hold the keys ready both there and key-wide.
+        for (const scope of this.#scopes.values()) if (scope.status[index] === READY) admit(scope, index, ready);
+      } else {
+        if (all.status[index] === READY) admit(layer, index, ready);
+        if (layer.out === 0) this.#scopes.delete(layer.name!);
+      }
     }
+    layer.setUntil(index, status === COOLDOWN ? until : undefined, now);
     if (this.#events.active) {
-      this.#events.emit(
-        this.#ref(
-          index,
-          status === COOLDOWN
-            ? { type: "cooldown", delayMs: until - now }
-            : status === READY
-              ? { type: "ready", reason }
-              : { type: status === BLOCKED ? "blocked" : "disabled" },
-        ) as RouterEvent,
-      );
+      const fields =
+        status === READY
+          ? { type: "ready", reason: why }
+          : { type: STATUS_NAMES[status], reason: this.#reasonNames[reason], ...(status === COOLDOWN && { delayMs: layer.deadline(index) - now }) };
+      const event = this.#ref(index, fields) as RouterEvent;
+      if (layer.name !== undefined) event.scope = layer.name;
+      this.#events.emit(event);
     }
+  }
+
+  /** Reads a mark's options; throws for a bad one before anything changes. */
+  #mark(options: CooldownOptions | undefined): Mark {
+    const scope = scopeOf(options);
+    const reason = this.#reasonCode(options?.reason, "reason");
+    const group = options?.group;
+    if (group !== undefined && typeof group !== "boolean") invalid(TypeError, "group", "a boolean", group);
+    return { reason, scope, spread: group ?? (reason === RATE_LIMIT || reason === QUOTA) };
+  }
+
+  /** The code of a reason, made the first time the reason is seen; 0 (`"manual"`) for `undefined`. */
+  #reasonCode(reason: unknown, name: string): number {
+    if (reason === undefined) return 0;
+    if (typeof reason !== "string") invalid(TypeError, name, "a string", reason);
+    let code = this.#reasonCodes.get(reason);
+    if (code === undefined) {
+      if (this.#reasonNames.length === MAX_REASONS) invalid(RangeError, name, `one of at most ${MAX_REASONS} distinct reasons a router holds`, "another");
+      this.#reasonCodes.set(reason, (code = this.#reasonNames.push(reason) - 1));
+    }
+    return code;
   }
 
   /** Cools the key down for `delayMs`, or for its escalating default when that is `undefined`. */
-  #coolDown(index: number | undefined, delayMs: number | undefined): boolean {
+  #coolDown(key: string, delayMs: number | undefined, options: CooldownOptions | undefined): boolean {
+    const { reason, scope, spread } = this.#mark(options);
+    const index = this.#indexOf.get(key);
     if (index === undefined) return false;
     // A window that has run out is over: this mark opens a new one rather than extending it. Expiry
-    // comes first, as its events may run listeners that mark this very key.
-    const now = this.#cooling.size === 0 ? this.#now() : this.#expire();
-    if (this.#status[index]! > COOLDOWN) return true;
-    const opening = this.#status[index] === READY;
-    if (opening) this.#failures[index]!++;
+    // comes first, as its events may run listeners that mark this very key (or drop the scope).
+    const now = this.#settle(this.#layer(scope)) || this.#now();
+    const layer = this.#scope(scope, now);
+    if (layer.status[index] === READY) this.#failures[index]!++;
     // At least one window: a success while this one runs ends the run, not this cooldown.
     const { cooldownMs, maxCooldownMs } = this.#options;
     delayMs ??= Math.min(cooldownMs * 2 ** Math.min(Math.max(this.#failures[index]!, 1) - 1, 1023), maxCooldownMs);
-    if (opening || now + delayMs > this.#deadline[index]!) this.#set(index, COOLDOWN, now, now + delayMs);
+    const until = now + delayMs;
+    for (const member of (spread && this.#members[index]) || [index]) {
+      const before = layer.status[member];
+      if (before === READY || (before === COOLDOWN && until > layer.deadline(member))) this.#set(layer, member, COOLDOWN, now, until, reason);
+    }
+    if (layer.out === 0 && layer !== this.#all) this.#scopes.delete(scope!);
     return true;
   }
 
-  #raise(index: number | undefined, status: typeof BLOCKED | typeof DISABLED): boolean {
+  #raise(key: string, status: typeof BLOCKED | typeof DISABLED, options: MarkOptions | undefined): boolean {
+    const { reason, scope } = this.#mark(options);
+    const index = this.#indexOf.get(key);
     if (index === undefined) return false;
-    if (this.#status[index]! < status) this.#set(index, status, 0);
+    const layer = this.#scope(scope, 0);
+    if (layer.status[index]! < status) this.#set(layer, index, status, 0, 0, reason);
     return true;
-  }
-
-  #stateAt(index: number, now: number): KeyState {
-    const status = this.#status[index]!;
-    return status === COOLDOWN
-      ? { status: "cooldown", remainingMs: this.#deadline[index]! - now }
-      : { status: STATUS_NAMES[status] as "ready" | "blocked" | "disabled" };
   }
 
   /**
@@ -410,10 +663,14 @@ export class CredentialRouter {
   #ref<T extends object>(index: number, fields: T): T & KeyRef {
     const ref = fields as T & KeyRef;
     ref.index = index;
-    ref.hint = maskKey(this.#keys[index]!, index);
+    ref.hint = this.#hints[index] ??= maskKey(this.#keys[index]!, index);
     const { labels } = this.#options;
     if (labels) ref.label = labels[index]!;
     return ref;
+  }
+
+  #fingerprintAt(index: number): string {
+    return this.#fingerprints?.[index] ?? fingerprint(this.#keys[index]!);
   }
 
   #fingerprintList(): readonly string[] {
@@ -423,6 +680,33 @@ export class CredentialRouter {
   #fingerprintIndex(): Map<string, number> {
     return (this.#indexOfFingerprint ??= new Map(this.#fingerprintList().map((id, index) => [id, index])));
   }
+}
+
+/** A key's state in one layer alone. */
+function stateIn(layer: Layer, index: number, now: number): KeyState {
+  const status = layer.status[index]!;
+  return status === COOLDOWN ? { status: "cooldown", remainingMs: layer.deadline(index) - now } : { status: STATUS_NAMES[status] as "ready" | "blocked" | "disabled" };
+}
+
+/** Counts the key in or out of the keys the layer's picker holds. */
+function admit(layer: Layer, index: number, ready: boolean): void {
+  layer.ready += ready ? 1 : -1;
+  if (ready) layer.picker.add(index, true);
+  else layer.picker.delete(index);
+}
+
+/** When the key is ready in the layer: now, its deadline, or never (`Infinity`). */
+function readyAt(layer: Layer, index: number, now: number): number {
+  const status = layer.status[index];
+  return status === READY ? now : status === COOLDOWN ? layer.deadline(index) : Infinity;
+}
+
+/** The `scope` of an options object, checked. */
+function scopeOf(options: ScopeOptions | undefined): string | undefined {
+  if (options !== undefined && (typeof options !== "object" || options === null)) invalid(TypeError, "options", "an object", options);
+  const scope = options?.scope;
+  if (scope !== undefined && typeof scope !== "string") invalid(TypeError, "scope", "a string", scope);
+  return scope;
 }
 
 /**
@@ -436,6 +720,8 @@ function copyKeys(keys: readonly string[]): { keys: readonly string[]; indexOf: 
   for (let index = 0; index < keys.length; index++) {
     const key: unknown = keys[index];
     if (typeof key !== "string" || key === "") invalid(TypeError, `keys[${index}]`, "a non-empty string", key);
+    // A lone surrogate has no UTF-8 form: two such keys would share a fingerprint.
+    if (/\p{Cs}/u.test(key)) invalid(TypeError, `keys[${index}]`, "well-formed UTF-16 (no lone surrogate)", "a string with one");
     const first = indexOf.get(key);
     if (first !== undefined) throw new TypeError(`keys[${index}] duplicates keys[${first}]`);
     indexOf.set(key, index);

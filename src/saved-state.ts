@@ -1,17 +1,23 @@
+import type { KeyStatus, Reason } from "./key-state.js";
 import { invalid } from "./secret.js";
 
 /**
- * One key's saved state. The key is named by its fingerprint (SHA-256, hex), never by its text.
+ * One key's saved state, key-wide or (with `scope`) in one scope. The key is named by its
+ * fingerprint (SHA-256, hex), never by its text.
  */
 export interface SavedKeyState {
   /** SHA-256 of the key, as 64 hex digits. */
   id: string;
   /** The key's state when saved. */
-  status: "ready" | "cooldown" | "blocked" | "disabled";
+  status: KeyStatus;
   /** For `cooldown`: when it ends, as wall-clock epoch milliseconds. */
   until?: number;
-  /** Consecutive failed cooldown windows, which the next default cooldown escalates from. */
+  /** Consecutive failed cooldown windows, which the next default cooldown escalates from (key-wide only). */
   failures?: number;
+  /** Why the key is out; `"manual"` when left out. */
+  reason?: Reason;
+  /** The scope the state is in; absent for the key-wide state. */
+  scope?: string;
 }
 
 /**
@@ -20,41 +26,56 @@ export interface SavedKeyState {
  * Keys that are ready with no failures are left out.
  */
 export interface SavedState {
-  /** The format's version. */
-  version: 1;
+  /** The format's version: 2 when an entry has a scope (which version 1 readers would misread), else 1. */
+  version: 1 | 2;
   /** When the state was exported, as wall-clock epoch milliseconds. */
   savedAt: number;
-  /** The keys that are not plainly ready. */
+  /** The keys that are not plainly ready: key-wide, and in each scope. */
   keys: SavedKeyState[];
 }
 
 const STATUSES: readonly unknown[] = ["ready", "cooldown", "blocked", "disabled"];
 
 /**
- * Checks that `value` has the shape of a {@link SavedState} (say, after `JSON.parse`) and throws a
- * `TypeError` naming the first bad field otherwise.
+ * Checks that `value` has the shape of a {@link SavedState} (say, after `JSON.parse`) and returns a
+ * plain copy of its entries, each field read once, so that what is applied is what was checked;
+ * throws a `TypeError` naming the first bad field otherwise.
  * @internal
  */
-export function checkSavedState(value: unknown, name = "initialState"): asserts value is SavedState {
+export function checkSavedState(value: unknown, name = "initialState"): SavedKeyState[] {
   const fail = (path: string, what: string, received: unknown): never => invalid(TypeError, name + path, what, received);
-  const { version, savedAt, keys } = (value ?? {}) as { version?: unknown; savedAt?: unknown; keys?: unknown };
   if (typeof value !== "object" || value === null) fail("", "an object from exportState()", value);
-  if (version !== 1) fail(".version", "1", version);
+  const { version, savedAt, keys } = value as { version?: unknown; savedAt?: unknown; keys?: unknown };
+  if (version !== 1 && version !== 2) fail(".version", "1 or 2", version);
   if (!Number.isFinite(savedAt)) fail(".savedAt", "an epoch time in ms", savedAt);
   if (!Array.isArray(keys)) fail(".keys", "an array", keys);
-  // Two entries for one key contradict each other; exportState() never writes that.
-  const seen = new Set<unknown>();
-  (keys as unknown[]).forEach((entry, at) => {
+  const list = keys as unknown[];
+  // Two entries for one key (and scope) contradict each other; exportState() never writes that.
+  const seen = new Set<string>();
+  const copies: SavedKeyState[] = [];
+  // An index loop, not forEach: a hole in a sparse array must be seen, not skipped.
+  for (let at = 0, length = list.length; at < length; at++) {
     const path = `.keys[${at}]`;
-    const { id, status, until, failures } = (entry ?? {}) as Record<string, unknown>;
+    const entry = list[at];
     if (typeof entry !== "object" || entry === null) fail(path, "an object", entry);
-    if (typeof id !== "string" || !/^[0-9a-f]{64}$/.test(id) || seen.has(id)) fail(`${path}.id`, "a SHA-256 fingerprint not listed before", id);
-    seen.add(id);
+    const { id, status, until, failures, reason, scope } = entry as Record<string, unknown>;
+    if (scope !== undefined && (typeof scope !== "string" || version !== 2)) fail(`${path}.scope`, "a string, in version 2", scope);
+    const slot = `${id as string}\u0000${scope ?? ""}`;
+    if (typeof id !== "string" || !/^[0-9a-f]{64}$/.test(id) || seen.has(slot)) fail(`${path}.id`, "a SHA-256 fingerprint not listed before", id);
+    seen.add(slot);
     if (!STATUSES.includes(status)) fail(`${path}.status`, "a key status", status);
     if (status === "cooldown" && !Number.isFinite(until)) fail(`${path}.until`, "an epoch time in ms", until);
     // The router counts failures in 32 bits: a larger count would wrap round to a small one.
     if (failures !== undefined && !(Number.isInteger(failures) && (failures as number) >= 0 && (failures as number) < 2 ** 32)) {
       fail(`${path}.failures`, "an integer from 0 to 4294967295", failures);
     }
-  });
+    if (reason !== undefined && typeof reason !== "string") fail(`${path}.reason`, "a string", reason);
+    const copy: SavedKeyState = { id: id as string, status: status as KeyStatus };
+    if (status === "cooldown") copy.until = until as number;
+    if (failures !== undefined) copy.failures = failures as number;
+    if (reason !== undefined) copy.reason = reason as string;
+    if (scope !== undefined) copy.scope = scope as string;
+    copies.push(copy);
+  }
+  return copies;
 }

@@ -1,5 +1,5 @@
 import { addMember, deleteMember, fullBitset, nextMember, type Bitset } from "./bitset.js";
-import { IndexHeap } from "./index-heap.js";
+import { MinTree } from "./min-tree.js";
 import { invalid } from "./secret.js";
 
 /**
@@ -98,36 +98,43 @@ function copyNumbers(name: string, list: unknown, size: number, valid: (value: n
   return Object.freeze([...(list as number[])]);
 }
 
-/** Builds the picker for a strategy over `size` keys, all ready. @internal */
-export function createPicker(strategy: RoutingStrategy, size: number): Picker {
+/**
+ * Makes pickers for a strategy over `size` keys, each starting with every key ready and with its own
+ * position: one for the router, one for each scope. What the strategy derives from its weights or
+ * tiers is computed once and shared between them.
+ * @internal
+ */
+export function pickerFactory(strategy: RoutingStrategy, size: number): () => Picker {
   switch (strategy.type) {
-    case "round-robin": {
-      // The first ready key at or after the cursor, wrapping around; the cursor then moves to just
-      // past the key returned. (The Rust original advanced a start index by one on every pick
-      // instead, which gave the key after a cooling one a double share.) It stays within 0..size.
-      const ready = fullBitset(size);
-      let cursor = 0;
-      return {
-        ...membership(ready),
-        pick() {
-          let index = nextMember(ready, cursor);
-          if (index < 0) index = nextMember(ready, 0);
-          // Back to 0 after the last key, so that a full rotation never needs a second search.
-          if (index >= 0) cursor = index + 1 === size ? 0 : index + 1;
-          return index;
-        },
+    case "round-robin":
+      return () => {
+        // The first ready key at or after the cursor, wrapping around; the cursor then moves to just
+        // past the key returned. (The Rust original advanced a start index by one on every pick
+        // instead, which gave the key after a cooling one a double share.) It stays within 0..size.
+        const ready = fullBitset(size);
+        let cursor = 0;
+        return {
+          ...membership(ready),
+          pick() {
+            let index = nextMember(ready, cursor);
+            if (index < 0) index = nextMember(ready, 0);
+            // Back to 0 after the last key, so that a full rotation never needs a second search.
+            if (index >= 0) cursor = index + 1 === size ? 0 : index + 1;
+            return index;
+          },
+        };
       };
-    }
-    case "fill-first": {
-      const ready = fullBitset(size);
-      return { ...membership(ready), pick: () => nextMember(ready, 0) };
-    }
+    case "fill-first":
+      return () => {
+        const ready = fullBitset(size);
+        return { ...membership(ready), pick: () => nextMember(ready, 0) };
+      };
     case "priority":
-      return priorityPicker(strategy.tiers);
+      return priorityPickers(strategy.tiers);
     case "weighted":
-      return weightedPicker(strategy.weights);
+      return weightedPickers(strategy.weights);
     case "random":
-      return randomPicker(size, strategy.random ?? Math.random);
+      return () => randomPicker(size, strategy.random ?? Math.random);
     default: {
       const unreachable: never = strategy;
       return unreachable;
@@ -145,38 +152,50 @@ function membership(ready: Bitset, slotOf?: Int32Array): Pick<Picker, "add" | "d
 
 /**
  * Keys laid out in "slots" sorted by `group` (then by index), so each group is a run of slots in one
- * bitset, with a round-robin cursor per run. `rotate` picks within a run exactly as round-robin
- * does over all keys. Priority groups by tier; weighted by weight.
+ * bitset. Priority groups by tier; weighted by weight. The layout is shared; `runs().picker()` makes
+ * the state of one picker: the bitset and a round-robin cursor per run, where `rotate` picks within
+ * a run exactly as round-robin does over all keys.
  */
 function runs(group: readonly number[]) {
   const size = group.length;
   const keyAt = Array.from(group.keys()).sort((a, b) => group[a]! - group[b]! || a - b);
   const slotOf = new Int32Array(size);
-  /** For each slot: the first slot of its run and the run's end. A run's cursor sits at its first slot. */
-  const start = new Int32Array(size);
-  const end = new Int32Array(size);
-  const cursor = new Int32Array(size);
+  /** For each slot, its run's number; for each run, its first slot and its end. */
+  const runAt = new Int32Array(size);
+  const first: number[] = [];
+  const end: number[] = [];
   keyAt.forEach((index, slot) => {
     slotOf[index] = slot;
-    start[slot] = cursor[slot] = slot > 0 && group[index] === group[keyAt[slot - 1]!] ? start[slot - 1]! : slot;
+    if (slot === 0 || group[index] !== group[keyAt[slot - 1]!]) first.push(slot);
+    runAt[slot] = first.length - 1;
+    end[first.length - 1] = slot + 1;
   });
-  for (let slot = size; slot-- > 0; ) end[slot] = slot + 1 < size && start[slot + 1] === start[slot] ? end[slot + 1]! : slot + 1;
-  const ready = fullBitset(size);
   return {
-    ready,
     keyAt,
-    /** For each slot, the first slot of its run: the run's (and its group's) name. */
-    start,
-    /** The first slot of the run the key at `index` is in. */
-    runOf: (index: number) => start[slotOf[index]!]!,
-    membership: membership(ready, slotOf),
-    /** The key of the next ready slot in the run that starts at `first`, which must have one. */
-    rotate(first: number): number {
-      let slot = nextMember(ready, cursor[first]!);
-      // Past the run's end: wrap to its start.
-      if (slot < 0 || slot >= end[first]!) slot = nextMember(ready, first);
-      cursor[first] = slot + 1;
-      return keyAt[slot]!;
+    first,
+    /** The run the key at `index` is in. */
+    runOf: (index: number) => runAt[slotOf[index]!]!,
+    /** The run of the lowest ready slot, or -1. */
+    picker() {
+      const ready = fullBitset(size);
+      const cursor = Int32Array.from(first);
+      return {
+        ready,
+        membership: membership(ready, slotOf),
+        /** The run of the lowest ready slot, or -1. */
+        lowest(): number {
+          const slot = nextMember(ready, 0);
+          return slot < 0 ? -1 : runAt[slot]!;
+        },
+        /** The key of the next ready slot in `run`, which must have one. */
+        rotate(run: number): number {
+          let slot = nextMember(ready, cursor[run]!);
+          // Past the run's end: wrap to its start.
+          if (slot < 0 || slot >= end[run]!) slot = nextMember(ready, first[run]!);
+          cursor[run] = slot + 1;
+          return keyAt[slot]!;
+        },
+      };
     },
   };
 }
@@ -185,14 +204,17 @@ function runs(group: readonly number[]) {
  * Round-robin among the ready keys of the lowest tier that has any: the lowest ready slot names the
  * tier that serves.
  */
-function priorityPicker(tiers: readonly number[]): Picker {
-  const { ready, start, membership, rotate } = runs(tiers);
-  return {
-    ...membership,
-    pick() {
-      const first = nextMember(ready, 0);
-      return first < 0 ? -1 : rotate(start[first]!);
-    },
+function priorityPickers(tiers: readonly number[]): () => Picker {
+  const layout = runs(tiers);
+  return () => {
+    const { membership, lowest, rotate } = layout.picker();
+    return {
+      ...membership,
+      pick() {
+        const run = lowest();
+        return run < 0 ? -1 : rotate(run);
+      },
+    };
   };
 }
 
@@ -200,68 +222,64 @@ function priorityPicker(tiers: readonly number[]): Picker {
 const GOLDEN = 0.6180339887498949;
 
 /**
- * Keys of equal weight form a class, served round-robin among its ready keys; the classes share the
- * picks by earliest-deadline-first on a virtual clock. A class of k ready keys of weight w is due
- * every 1/(k·w) virtual time units; each pick serves the class due first and advances the clock to
- * its deadline. So each key gets its weight's share, a key that is out gives its share to the others
- * in proportion to their weights, and a pick costs O(log c) for c distinct weights, however many
- * keys there are. Classes start at phases spread by the golden ratio, so light keys fall between a
- * heavy key's picks instead of bunching up; a class that comes back is due no earlier than one
- * phase from now, with no catching up for the time it was out.
+ * Keys of equal weight form a class (a run), served round-robin among its ready keys; the classes
+ * share the picks by earliest-deadline-first on a virtual clock. A class of k ready keys of weight w
+ * is due every 1/(k·w) virtual time units; each pick serves the class due first and advances the
+ * clock to its deadline. So each key gets its weight's share, a key that is out gives its share to
+ * the others in proportion to their weights, and a pick costs O(log c) for c distinct weights,
+ * however many keys there are. Classes start at phases spread by the golden ratio, so light keys
+ * fall between a heavy key's picks instead of bunching up; a class that comes back is due no earlier
+ * than one phase from now, with no catching up for the time it was out.
  */
-function weightedPicker(weights: readonly number[]): Picker {
-  const { keyAt, runOf, membership, rotate } = runs(weights);
-  /** By class (the first slot of its run): its phase, how many of its keys are ready, when it is due. */
-  const phase = new Float64Array(weights.length);
-  const count = new Int32Array(weights.length);
-  const due = new Float64Array(weights.length);
-  const classes = new IndexHeap(due);
+function weightedPickers(weights: readonly number[]): () => Picker {
+  const layout = runs(weights);
+  const { keyAt, first, runOf } = layout;
+  const classes = first.length;
   // Weights as fractions of the heaviest, so that k·w cannot overflow, and no less than 2^-30, so
   // that every interval stays finite (1e308 and 5e-324 are both "finite numbers > 0").
   const heaviest = weights.reduce((most, weight) => Math.max(most, weight));
-  /** Virtual time units between two picks of a class's keys: 1/(k·w). */
-  const interval = (first: number) => 1 / (count[first]! * Math.max(weights[keyAt[first]!]! / heaviest, 2 ** -30));
-  let time = 0;
-  /** The first slot of each class. */
-  const firsts: number[] = [];
-  for (const index of keyAt) {
-    const first = runOf(index);
-    if (count[first]!++ === 0) phase[first] = 1 - ((firsts.push(first) - 1) * GOLDEN) % 1;
-  }
-  for (const index of keyAt) {
-    const first = runOf(index);
-    due[first] = phase[first]! * interval(first);
-    classes.set(first);
-  }
-  return {
-    add(index, resumed) {
-      membership.add(index, resumed);
-      const first = runOf(index);
-      if (count[first]!++ === 0) {
-        if (resumed) due[first] = Math.max(due[first]!, time + phase[first]! * interval(first));
-        classes.set(first);
-      }
-    },
-    delete(index) {
-      membership.delete(index);
-      const first = runOf(index);
-      if (--count[first]! === 0) classes.delete(first);
-    },
-    pick() {
-      if (classes.size === 0) return -1;
-      const first = classes.peek();
-      time = due[first]!;
-      due[first]! += interval(first);
-      classes.set(first);
-      // Past 2^20 (a million picks of the heaviest class), every deadline moves back by the virtual
-      // time, so that float precision never runs out; amortised, that costs nothing.
-      if (time > 2 ** 20) {
-        for (const other of firsts) due[other]! -= time;
-        classes.shift(time);
-        time = 0;
-      }
-      return rotate(first);
-    },
+  const weight = first.map((slot) => Math.max(weights[keyAt[slot]!]! / heaviest, 2 ** -30));
+  const phase = first.map((_, run) => 1 - (run * GOLDEN) % 1);
+  const sizes = first.map((slot, run) => (first[run + 1] ?? keyAt.length) - slot);
+  return () => {
+    const { membership, rotate } = layout.picker();
+    /** By class: how many of its keys are ready, and when it is due; `heap` holds the due dates of those that have any. */
+    const count = Int32Array.from(sizes);
+    const due = new Float64Array(classes);
+    const heap = new MinTree(classes, Infinity, Float64Array);
+    /** Virtual time units between two picks of a class's keys: 1/(k·w). */
+    const interval = (run: number) => 1 / (count[run]! * weight[run]!);
+    let time = 0;
+    for (let run = 0; run < classes; run++) heap.set(run, (due[run] = phase[run]! * interval(run)));
+    return {
+      add(index, resumed) {
+        membership.add(index, resumed);
+        const run = runOf(index);
+        if (count[run]!++ === 0) {
+          if (resumed) due[run] = Math.max(due[run]!, time + phase[run]! * interval(run));
+          heap.set(run, due[run]!);
+        }
+      },
+      delete(index) {
+        membership.delete(index);
+        const run = runOf(index);
+        if (--count[run]! === 0) heap.set(run, Infinity);
+      },
+      pick() {
+        if (heap.min === Infinity) return -1;
+        const run = heap.argmin();
+        time = due[run]!;
+        heap.set(run, (due[run]! += interval(run)));
+        // Past 2^20 (a million picks of the heaviest class), every deadline moves back by the virtual
+        // time, so that float precision never runs out; amortised, that costs nothing.
+        if (time > 2 ** 20) {
+          for (let other = 0; other < classes; other++) due[other]! -= time;
+          heap.shift(time);
+          time = 0;
+        }
+        return rotate(run);
+      },
+    };
   };
 }
 

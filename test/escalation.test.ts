@@ -144,14 +144,14 @@ describe("escalation (maxCooldownMs)", () => {
     expect(failures(router)).toBe(0);
   });
 
-  it("requests in flight on one key: a 503 after another request's success cools it for at least cooldownMs", async () => {
+  it("requests in flight on one key: a 429 without a hint after another request's success cools it for at least cooldownMs", async () => {
     const { router, clock } = routerWith({ cooldownMs: 1_000, maxCooldownMs: 60_000 }, [KEY_A]);
     const gates: (() => void)[] = [];
     const answer = (status: number) => () =>
       router.execute(() => new Promise<Response>((resolve) => gates.push(() => resolve(new Response("", { status })))));
-    const first = answer(503)();
+    const first = answer(429)();
     const second = answer(200)();
-    const third = answer(503)();
+    const third = answer(429)();
     gates[0]!();
     await first;
     expect(remaining(router)).toBe(1_000);
@@ -203,7 +203,7 @@ describe("escalation (maxCooldownMs)", () => {
 
   it("execute's default cooldowns escalate, and a success ends the run", async () => {
     const { router, clock } = routerWith({ cooldownMs: 1_000, maxCooldownMs: 60_000 }, [KEY_A]);
-    let status = 503;
+    let status = 429;
     const call = () => router.execute(async () => new Response("", { status }));
     await call();
     expect(remaining(router)).toBe(1_000);
@@ -254,7 +254,7 @@ describe("maxRetryAfterMs", () => {
     const events: RouterEvent[] = [];
     router.subscribe((event) => void events.push(event));
     router.markErrorWithDelay(KEY_A, 3_600_000);
-    expect(events).toEqual([{ type: "cooldown", index: 0, hint: "sk-p…cccc", delayMs: 60_000 }]);
+    expect(events).toEqual([{ type: "cooldown", index: 0, hint: "sk-p…cccc", delayMs: 60_000, reason: "manual" }]);
   });
 
   it("cuts execute's Retry-After header", async () => {

@@ -195,8 +195,8 @@ describe("events", () => {
     router.markErrorWithDelay(KEY_B, 1_500);
     router.markError(KEY_C);
     expect(take()).toEqual([
-      { type: "cooldown", index: 1, hint: "sk-p…eeee", delayMs: 1_500 },
-      { type: "cooldown", index: 2, hint: "sk-p…gggg", delayMs: 10_000 },
+      { type: "cooldown", index: 1, hint: "sk-p…eeee", delayMs: 1_500, reason: "manual" },
+      { type: "cooldown", index: 2, hint: "sk-p…gggg", delayMs: 10_000, reason: "manual" },
     ]);
   });
 
@@ -205,8 +205,8 @@ describe("events", () => {
     router.markBlocked(KEY_A);
     router.markDisabled(KEY_B);
     expect(take()).toEqual([
-      { type: "blocked", index: 0, hint: "sk-p…cccc" },
-      { type: "disabled", index: 1, hint: "sk-p…eeee" },
+      { type: "blocked", index: 0, hint: "sk-p…cccc", reason: "manual" },
+      { type: "disabled", index: 1, hint: "sk-p…eeee", reason: "manual" },
     ]);
   });
 
@@ -329,8 +329,8 @@ describe("events", () => {
       return new Response("ok");
     });
     expect(take()).toEqual([
-      { type: "cooldown", index: 0, hint: "sk-p…cccc", delayMs: 7_000 },
-      { type: "blocked", index: 1, hint: "sk-p…eeee" },
+      { type: "cooldown", index: 0, hint: "sk-p…cccc", delayMs: 7_000, reason: "rate_limit" },
+      { type: "blocked", index: 1, hint: "sk-p…eeee", reason: "auth" },
     ]);
   });
 
@@ -340,8 +340,8 @@ describe("events", () => {
     labelled.router.markBlocked(KEY_C);
     labelled.router.clearCooldown(KEY_B);
     expect(labelled.take()).toEqual([
-      { type: "cooldown", index: 1, hint: "sk-p…eeee", label: "team-b", delayMs: 10_000 },
-      { type: "blocked", index: 2, hint: "sk-p…gggg", label: "spare" },
+      { type: "cooldown", index: 1, hint: "sk-p…eeee", label: "team-b", delayMs: 10_000, reason: "manual" },
+      { type: "blocked", index: 2, hint: "sk-p…gggg", label: "spare", reason: "manual" },
       { type: "ready", index: 1, hint: "sk-p…eeee", label: "team-b", reason: "cleared" },
     ]);
     const plain = listenedRouter();
@@ -380,7 +380,7 @@ describe("events only on change", () => {
     clock.advance(1_000);
     take();
     router.markErrorWithDelay(KEY_A, 6_000);
-    expect(take()).toEqual([{ type: "cooldown", index: 0, hint: "sk-p…cccc", delayMs: 6_000 }]);
+    expect(take()).toEqual([{ type: "cooldown", index: 0, hint: "sk-p…cccc", delayMs: 6_000, reason: "manual" }]);
     expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 6_000 });
   });
 

@@ -273,11 +273,11 @@ describe("execute: default verdicts", () => {
       expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 12_000 });
     });
 
-    it("never reads a Response body: a hint in it is ignored and the body stays whole", async () => {
+    it("reads a Response's body from a clone: a hint in it is used and the body stays whole", async () => {
       const { router } = routerWith({}, [KEY_A]);
       const body = JSON.stringify({ error: { message: "Please retry in 30s" } });
       const response = (await router.execute(upstream({}, () => respond(429, {}, body)).fn)) as Response;
-      expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 10_000 });
+      expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 30_000 });
       expect(response.bodyUsed).toBe(false);
       expect(await response.text()).toBe(body);
     });
@@ -296,13 +296,14 @@ describe("execute: default verdicts", () => {
     });
   });
 
-  describe("401, 402, 403", () => {
-    it.each([401, 402, 403])("a %i Response blocks the key and tries the next", async (status) => {
+  describe("401, 403", () => {
+    it.each([401, 403])("a %i Response blocks the key (reason auth) and tries the next", async (status) => {
       const { router } = routerWith();
       const { fn, keys } = upstream({ [KEY_A]: () => respond(status) });
       expect(((await router.execute(fn)) as Response).status).toBe(200);
       expect(keys()).toEqual([KEY_A, KEY_B]);
       expect(router.stateOf(KEY_A)).toEqual({ status: "blocked" });
+      expect(router.snapshot()[0]!.reason).toBe("auth");
     });
 
     it.each([401, 403])("a thrown %i SDK error blocks the key", async (status) => {
@@ -312,25 +313,74 @@ describe("execute: default verdicts", () => {
     });
   });
 
-  describe("408 and 5xx", () => {
-    it.each([408, 500, 502, 503, 504, 529])("a %i Response cools the key for the default and tries the next", async (status) => {
+  describe("402", () => {
+    it("a 402 Response cools the key for quotaCooldownMs (reason quota) and tries the next", async () => {
+      const { router } = routerWith({ quotaCooldownMs: 600_000 });
+      const { fn, keys } = upstream({ [KEY_A]: () => respond(402) });
+      expect(((await router.execute(fn)) as Response).status).toBe(200);
+      expect(keys()).toEqual([KEY_A, KEY_B]);
+      expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 600_000 });
+      expect(router.snapshot()[0]!.reason).toBe("quota");
+    });
+  });
+
+  describe("408, 409", () => {
+    it.each([408, 409])("a %i Response tries the next key and marks nothing", async (status) => {
       const { router } = routerWith();
       const { fn, keys } = upstream({ [KEY_A]: () => respond(status) });
       expect(((await router.execute(fn)) as Response).status).toBe(200);
       expect(keys()).toEqual([KEY_A, KEY_B]);
-      expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 10_000 });
+      expect(router.stateOf(KEY_A)).toEqual({ status: "ready" });
+    });
+  });
+
+  describe("service faults (5xx, 529)", () => {
+    it.each([500, 502, 503, 504, 529])("a %i Response tries the next key and marks nothing", async (status) => {
+      const { router } = routerWith();
+      const { fn, keys } = upstream({ [KEY_A]: () => respond(status) });
+      expect(((await router.execute(fn)) as Response).status).toBe(200);
+      expect(keys()).toEqual([KEY_A, KEY_B]);
+      expect(router.stateOf(KEY_A)).toEqual({ status: "ready" });
     });
 
-    it("a 503 with a Retry-After cools for the hint", async () => {
+    it("a 503 with a Retry-After still marks nothing: the service is down, not the key", async () => {
       const { router } = routerWith();
       await router.execute(upstream({ [KEY_A]: () => respond(503, { "retry-after": "3" }) }).fn);
-      expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 3_000 });
+      expect(router.stateOf(KEY_A)).toEqual({ status: "ready" });
+    });
+
+    it("an overloaded service: one call tries at most 1 + maxServerRetries keys, then passes the last fault through", async () => {
+      const { router } = routerWith({}, [KEY_A, KEY_B, KEY_C, "sk-key-d-0123456789"]);
+      const { fn, keys } = upstream({}, () => respond(529));
+      expect(((await router.execute(fn)) as Response).status).toBe(529);
+      expect(keys()).toEqual([KEY_A, KEY_B, KEY_C]);
+      const again = upstream({}, () => respond(503));
+      await router.execute(again.fn, { maxServerRetries: 0 });
+      expect(again.calls).toHaveLength(1);
+      expect(router.snapshot().map((row) => row.state.status)).toEqual(["ready", "ready", "ready", "ready"]);
+    });
+
+    it("a key with serverFaultThreshold faults in a row cools for its default, reason server; a success between resets the count", async () => {
+      const { router } = routerWith({ serverFaultThreshold: 3, cooldownMs: 1_000 }, [KEY_A]);
+      let status = 500;
+      const call = () => router.execute(async () => respond(status));
+      await call();
+      await call();
+      status = 200;
+      await call();
+      status = 500;
+      await call();
+      await call();
+      expect(router.stateOf(KEY_A)).toEqual({ status: "ready" });
+      await call();
+      expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 1_000 });
+      expect(router.snapshot()[0]!.reason).toBe("server");
     });
 
     it("reads an axios-like error's response.status and response.headers", async () => {
       const { router } = routerWith();
-      const error = Object.assign(new Error("Request failed with status code 503"), {
-        response: { status: 503, headers: { "retry-after": "3" } },
+      const error = Object.assign(new Error("Request failed with status code 429"), {
+        response: { status: 429, headers: { "retry-after": "3" } },
       });
       const { fn, keys } = upstream({ [KEY_A]: fail(error) });
       await router.execute(fn);
@@ -760,7 +810,7 @@ describe("execute: abort", () => {
     const { router } = routerWith();
     const controller = new AbortController();
     const reason = new Error("caller gave up");
-    const first = respond(503);
+    const first = respond(429);
     const { fn, keys } = upstream({
       [KEY_A]: () => {
         controller.abort(reason);
@@ -772,6 +822,35 @@ describe("execute: abort", () => {
     expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 10_000 });
     // Nobody will see that response: its body is released.
     expect(first.bodyUsed).toBe(true);
+  });
+
+  it("an fn that ignores its signal: the abort rejects the call at once, and the late response is released", async () => {
+    const { router } = routerWith();
+    const controller = new AbortController();
+    const reason = new Error("caller gave up");
+    let answer!: (response: Response) => void;
+    const late = new Response("late body");
+    const call = track(router.execute(() => new Promise<Response>((resolve) => (answer = resolve)), { signal: controller.signal }));
+    await Promise.resolve();
+    controller.abort(reason);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(call).toMatchObject({ settled: true, rejected: true, error: reason });
+    // The attempt's result arrives after all: nobody will see it, so its body is released.
+    answer(late);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(late.bodyUsed).toBe(true);
+    expect(router.stateOf(KEY_A)).toEqual({ status: "ready" });
+  });
+
+  it("an fn that ignores its signal and rejects late: the late error goes nowhere", async () => {
+    const { router } = routerWith();
+    const controller = new AbortController();
+    let fail!: (error: Error) => void;
+    const call = router.execute(() => new Promise<Response>((_, reject) => (fail = reject)), { signal: controller.signal });
+    controller.abort(new Error("stop"));
+    await expect(call).rejects.toThrow("stop");
+    fail(new Error("late failure"));
+    await new Promise((resolve) => setImmediate(resolve));
   });
 
   it("a network failure without an abort is retried even with a signal", async () => {
@@ -829,6 +908,17 @@ describe("execute: waiting (maxWaitMs)", () => {
     expect(result.error).toBe(reason);
     expect(calls).toHaveLength(0);
     expect(clock.countTimers()).toBe(0);
+  });
+
+  it("an exhausted listener that clears a key: the call goes on with that key instead of rejecting", async () => {
+    const { router } = routerWith();
+    for (const key of KEYS) router.markBlocked(key);
+    router.subscribe((event) => {
+      if (event.type === "exhausted") router.clearCooldown(KEY_B);
+    });
+    const { fn, keys } = upstream();
+    expect(((await router.execute(fn)) as Response).status).toBe(200);
+    expect(keys()).toEqual([KEY_B]);
   });
 
   it("a cooldown that ends while the exhausted event is told is waited for, not reported as no key", async () => {
@@ -1031,8 +1121,9 @@ describe("execute: waiting (maxWaitMs)", () => {
     const result = track(router.execute(upstream().fn, { maxWaitMs: 1_000, signal }));
     await clock.tickAsync(500);
     expect((result.value as Response).status).toBe(200);
-    expect(added).toEqual(["abort"]);
-    expect(removed).toEqual(["abort"]);
+    // One listener for the wait, one for the attempt: each taken off again.
+    expect(added).toEqual(["abort", "abort"]);
+    expect(removed).toEqual(added);
     expect(clock.countTimers()).toBe(0);
   });
 });

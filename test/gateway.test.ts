@@ -158,7 +158,8 @@ describe("gateway: with the official OpenAI SDK as the client", () => {
 
 describe("gateway: rate limits", () => {
   it("moves to the next key on a 429 and cools the first one down for the upstream's Retry-After", async () => {
-    const { upstream, gateway } = await setup({ requestsPerWindow: 1, windowMs: 60_000 });
+    // Pre-emptive cooldowns off: this is about the 429 itself (B's success spends B's window).
+    const { upstream, gateway } = await setup({ requestsPerWindow: 1, windowMs: 60_000 }, { routerOptions: { strategy: { type: "fill-first" }, preemptive: false } });
     // Use up key A's window behind the gateway's back: the router still thinks A is ready.
     await (await fetch(`${upstream.url}/v1/models`, { headers: { authorization: `Bearer ${KEY_A}` } })).text();
 
@@ -180,7 +181,7 @@ describe("gateway: rate limits", () => {
   });
 
   it("forwards the last key's 429 as it is when every key is rate-limited", async () => {
-    const { gateway } = await setup({ requestsPerWindow: 1, windowMs: 60_000 }, { keys: [KEY_A] });
+    const { gateway } = await setup({ requestsPerWindow: 1, windowMs: 60_000 }, { keys: [KEY_A], routerOptions: { strategy: { type: "fill-first" }, preemptive: false } });
     expect((await chat(gateway)).status).toBe(200);
     const limited = await chat(gateway);
     expect(limited.status).toBe(429);
@@ -190,7 +191,10 @@ describe("gateway: rate limits", () => {
   });
 
   it("answers 503 with a Retry-After in whole seconds when no key is left, without calling the upstream", async () => {
-    const { upstream, gateway, logs } = await setup({ requestsPerWindow: 1, windowMs: 60_000 }, { keys: [KEY_A, KEY_B] });
+    const { upstream, gateway, logs } = await setup(
+      { requestsPerWindow: 1, windowMs: 60_000 },
+      { keys: [KEY_A, KEY_B], routerOptions: { strategy: { type: "fill-first" }, preemptive: false } },
+    );
     expect((await chat(gateway)).status).toBe(200); // A
     expect((await chat(gateway)).status).toBe(200); // A 429 (cools), then B
     const before = upstream.stats().total.requests;
@@ -219,7 +223,7 @@ describe("gateway: waiting for a key (maxWaitMs)", () => {
     const now = () => time;
     const { upstream, gateway } = await setup(
       { requestsPerWindow: 1, windowMs: 60_000, now },
-      { keys: [KEY_A, KEY_B], maxWaitMs: 120_000, routerOptions: { strategy: { type: "fill-first" }, now } },
+      { keys: [KEY_A, KEY_B], maxWaitMs: 120_000, routerOptions: { strategy: { type: "fill-first" }, now, preemptive: false } },
     );
     expect((await chat(gateway)).status).toBe(200); // A
     expect((await chat(gateway)).status).toBe(200); // A 429, then B

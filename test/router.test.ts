@@ -385,9 +385,19 @@ describe("bad input", () => {
     ["an empty array", [], /at least one key/],
     ["a non-string entry", ["sk-a", 7], /keys\[1\] must be a non-empty string/],
     ["an empty string", ["sk-a", "sk-b", ""], /keys\[2\] must be a non-empty string/],
+    // A lone surrogate has no UTF-8 form: "k\uD800" and "k\uDC00" would share one fingerprint, and a
+    // saved state naming it twice would fail to restore.
+    ["a lone high surrogate", ["sk-a", "k\uD800"], /keys\[1\] must be well-formed UTF-16 \(no lone surrogate\)/],
+    ["a lone low surrogate", ["k\uDC00x", "sk-b"], /keys\[0\] must be well-formed UTF-16/],
   ])("keys that are %s throw a TypeError", (_, keys, message) => {
     expect(() => new CredentialRouter(keys as string[])).toThrow(TypeError);
     expect(() => new CredentialRouter(keys as string[])).toThrow(message);
+  });
+
+  it("a key with a surrogate pair (an emoji) is well-formed and accepted", () => {
+    const router = new CredentialRouter(["sk-🔑-one", "sk-🔑-two"]);
+    expect(router.nextKey()).toBe("sk-🔑-one");
+    expect(new Set(router.snapshot().map((row) => row.id)).size).toBe(2);
   });
 
   it("a duplicate key throws a TypeError naming both indices, never the key", () => {

@@ -48,9 +48,9 @@ describe("exportState", () => {
       version: 1,
       savedAt: now,
       keys: [
-        { id: fingerprint(KEY_A), status: "cooldown", until: now + 5_000, failures: 1 },
-        { id: fingerprint(KEY_B), status: "blocked" },
-        { id: fingerprint(KEY_C), status: "disabled" },
+        { id: fingerprint(KEY_A), status: "cooldown", until: now + 5_000, reason: "manual", failures: 1 },
+        { id: fingerprint(KEY_B), status: "blocked", reason: "manual" },
+        { id: fingerprint(KEY_C), status: "disabled", reason: "manual" },
         { id: fingerprint(KEY_D), status: "ready", failures: 1 },
       ],
     });
@@ -220,7 +220,7 @@ describe("malformed initialState", () => {
   it.each<[string, string, unknown]>([
     ["null", "initialState", null],
     ["a string", "initialState", "{}"],
-    ["a wrong version", "initialState.version", { version: 2, savedAt: EPOCH, keys: [] }],
+    ["a wrong version", "initialState.version", { version: 3, savedAt: EPOCH, keys: [] }],
     ["no version", "initialState.version", { savedAt: EPOCH, keys: [] }],
     ["no savedAt", "initialState.savedAt", { version: 1, keys: [] }],
     ["a string savedAt", "initialState.savedAt", { version: 1, savedAt: "2025-01-01", keys: [] }],
@@ -267,5 +267,41 @@ describe("malformed initialState", () => {
     expect(message).toMatch(/^initialState\.keys\[0\]\.id must be/);
     expect(message).not.toContain(KEY_A);
     expect(message).not.toContain(KEY_A.slice(4, -4));
+  });
+});
+
+describe("importState is all or nothing", () => {
+  it("a sparse keys array throws before any entry is applied", () => {
+    const router = routerOf();
+    const keys: SavedState["keys"] = [{ id: fingerprint(KEY_A), status: "blocked" }];
+    keys[2] = { id: fingerprint(KEY_B), status: "blocked" };
+    expect(() => router.importState({ version: 1, savedAt: EPOCH, keys })).toThrow(/^state\.keys\[1\] must be an object/);
+    expect(router.stateOf(KEY_A)).toEqual({ status: "ready" });
+  });
+
+  it("a bad entry after good ones applies none of them", () => {
+    const router = routerOf();
+    const keys = [
+      { id: fingerprint(KEY_A), status: "disabled" },
+      { id: fingerprint(KEY_B), status: "cooldown", until: "soon" },
+    ];
+    expect(() => router.importState({ version: 1, savedAt: EPOCH, keys } as unknown as SavedState)).toThrow(/^state\.keys\[1\]\.until/);
+    expect(router.stateOf(KEY_A)).toEqual({ status: "ready" });
+  });
+
+  it("each field is read once: a getter that changes after the check cannot slip a bad status in", () => {
+    const router = routerOf();
+    let reads = 0;
+    const entry = {
+      id: fingerprint(KEY_A),
+      get status() {
+        return reads++ === 0 ? "blocked" : "nonsense";
+      },
+    };
+    router.importState({ version: 1, savedAt: EPOCH, keys: [entry as never] });
+    expect(reads).toBe(1);
+    expect(router.stateOf(KEY_A)).toEqual({ status: "blocked" });
+    expect(router.nextKey()).toBe(KEY_B);
+    expect(router.snapshot()[0]!.state).toEqual({ status: "blocked" });
   });
 });

@@ -10,7 +10,11 @@ import {
   isNoKeyAvailableError,
   parseRetryAfter,
   parseRetryDelay,
+  type CooldownOptions,
   type CredentialRouterOptions,
+  type MarkOptions,
+  type Reason,
+  type ScopeOptions,
   type ExecuteOptions,
   type KeyContext,
   type KeyRef,
@@ -84,8 +88,19 @@ describe("CredentialRouter", () => {
   it("returns a key or undefined, and booleans from marks", () => {
     expectTypeOf(router.nextKey()).toEqualTypeOf<string | undefined>();
     expectTypeOf(router.nextReadyInMs()).toEqualTypeOf<number | undefined>();
-    expectTypeOf(router.markError).toEqualTypeOf<(key: string) => boolean>();
-    expectTypeOf(router.markErrorWithDelay).toEqualTypeOf<(key: string, delayMs: number) => boolean>();
+    expectTypeOf(router.markError).toEqualTypeOf<(key: string, options?: CooldownOptions) => boolean>();
+    expectTypeOf(router.markErrorWithDelay).toEqualTypeOf<(key: string, delayMs: number, options?: CooldownOptions) => boolean>();
+    expectTypeOf(router.markBlocked).parameter(1).toEqualTypeOf<MarkOptions | undefined>();
+    expectTypeOf(router.clearCooldown).parameter(1).toEqualTypeOf<ScopeOptions | undefined>();
+    expectTypeOf(router.nextKey).parameter(0).toEqualTypeOf<string | undefined>();
+    expectTypeOf<MarkOptions["reason"]>().toEqualTypeOf<Reason | undefined>();
+    // Any string is a reason, and the built-in ones are suggested.
+    expectTypeOf<"rate_limit">().toExtend<Reason>();
+    expectTypeOf<"model_gone">().toExtend<Reason>();
+    // @ts-expect-error a reason is a string
+    router.markError("a", { reason: 429 });
+    // @ts-expect-error group is for cooldowns
+    router.markBlocked("a", { group: true });
     expectTypeOf(router.markBlocked).returns.toEqualTypeOf<boolean>();
     expectTypeOf(router.markDisabled).returns.toEqualTypeOf<boolean>();
     expectTypeOf(router.clearCooldown).returns.toEqualTypeOf<boolean>();
@@ -180,9 +195,16 @@ describe("execute", () => {
 });
 
 describe("Verdict", () => {
-  it("is one of six, with delayMs only on cooldown", () => {
-    expectTypeOf<Verdict["type"]>().toEqualTypeOf<"success" | "pass" | "retry" | "cooldown" | "blocked" | "disabled">();
-    expectTypeOf<Extract<Verdict, { type: "cooldown" }>>().toEqualTypeOf<{ type: "cooldown"; delayMs?: number }>();
+  it("is one of seven, with delayMs and group only on cooldown", () => {
+    expectTypeOf<Verdict["type"]>().toEqualTypeOf<"success" | "pass" | "retry" | "fault" | "cooldown" | "blocked" | "disabled">();
+    expectTypeOf<Extract<Verdict, { type: "cooldown" }>>().toEqualTypeOf<{
+      type: "cooldown";
+      delayMs?: number | undefined;
+      reason?: Reason | undefined;
+      scoped?: boolean | undefined;
+      group?: boolean | undefined;
+    }>();
+    expectTypeOf<Extract<Verdict, { type: "blocked" }>>().toEqualTypeOf<{ type: "blocked"; reason?: Reason | undefined; scoped?: boolean | undefined }>();
     expectTypeOf({ type: "cooldown" } as const).toExtend<Verdict>();
     // @ts-expect-error delayMs belongs to cooldown
     const wrong: Verdict = { type: "blocked", delayMs: 5 };

@@ -374,6 +374,9 @@ class Link implements RedisLink {
   // ---- local transitions (the hot path: runs inside the router's marks) ----
 
   readonly #onRouterEvent = (event: RouterEvent): void => {
+    // A state in one scope stays with this instance for now: written as key-wide, it would take the
+    // key out of every scope on every instance.
+    if (event.scope !== undefined) return;
     if (event.type !== "exhausted" && event.index === this.#importing) {
       // The import's own change: the state came from Redis (#reconcile recorded it already). The
       // emitter delivers events in order, so this is the first event for the key during the import;
