@@ -206,6 +206,11 @@ export async function execute<T>(
       discard(outcome);
       throw error;
     }
+    // Aborted while the body was read: the call ends now (the key was judged on what came).
+    if (signal?.aborted) {
+      discard(outcome);
+      throw signal.reason;
+    }
     if (stop) return settle(outcome);
     last = outcome;
   }

@@ -1413,3 +1413,110 @@ describe("under load", () => {
     120_000,
   );
 });
+
+describe("execute: error bodies", () => {
+  /** A classify that records each outcome's body and keeps the default verdict. */
+  function bodies() {
+    const seen: unknown[] = [];
+    return { seen, classify: (outcome: Outcome) => void seen.push(outcome.body) };
+  }
+
+  it("parses a JSON error body from a clone, for classify and the default rules; the response keeps its body", async () => {
+    const { router } = routerWith({}, [KEY_A]);
+    const { seen, classify } = bodies();
+    const body = JSON.stringify({ error: { code: "insufficient_quota", message: "You exceeded your current quota." } });
+    const response = (await router.execute(async () => respond(429, { "content-type": "application/json" }, body), { classify })) as Response;
+    expect(seen).toEqual([JSON.parse(body)]);
+    expect(await response.text()).toBe(body);
+  });
+
+  it("gives a body that is not JSON as its text, and an empty one as undefined", async () => {
+    const { router } = routerWith({}, [KEY_A, KEY_B]);
+    const { seen, classify } = bodies();
+    await router.execute(upstream({ [KEY_A]: () => respond(400, {}, "<html>Bad gateway</html>"), [KEY_B]: () => respond(404, {}, "") }).fn, {
+      classify: (outcome) => (classify(outcome), outcome.status === 400 ? { type: "retry" } : undefined),
+    });
+    expect(seen).toEqual(["<html>Bad gateway</html>", undefined]);
+  });
+
+  it("reads at most 64 KiB of a huge body", async () => {
+    const { router } = routerWith({}, [KEY_A]);
+    const { seen, classify } = bodies();
+    const huge = "x".repeat(200_000);
+    const response = (await router.execute(async () => respond(400, {}, huge), { classify })) as Response;
+    expect((seen[0] as string).length).toBe(65_536);
+    expect((await response.text()).length).toBe(200_000);
+  });
+
+  it("a body that never ends is cut at 64 KiB, and its stream cancelled", async () => {
+    const { router } = routerWith({}, [KEY_A]);
+    const { seen, classify } = bodies();
+    let pulls = 0;
+    const endless = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulls++;
+        controller.enqueue(new Uint8Array(4_096).fill(120));
+      },
+    });
+    await router.execute(async () => new Response(endless, { status: 500 }), { classify, maxServerRetries: 0 });
+    expect((seen[0] as string).length).toBe(65_536);
+    // 16 chunks make 64 KiB: reading stopped there, and the clone's branch was let go.
+    expect(pulls).toBeLessThan(24);
+  });
+
+  it("a body that stalls is given up when the caller aborts, and the call rejects with the reason", async () => {
+    const { router } = routerWith({}, [KEY_A]);
+    const controller = new AbortController();
+    let reads = 0;
+    // The first chunk comes; asking for the second aborts the call, and none ever comes.
+    const stalled = new ReadableStream<Uint8Array>({
+      pull(stream) {
+        if (reads++ === 0) stream.enqueue(new TextEncoder().encode('{"error":'));
+        else controller.abort(new Error("enough"));
+      },
+    });
+    const call = router.execute(async () => new Response(stalled, { status: 429 }), { signal: controller.signal });
+    await expect(call).rejects.toThrow("enough");
+  });
+
+  it("a body already read by fn is no body, and no error", async () => {
+    const { router } = routerWith({}, [KEY_A, KEY_B]);
+    const { seen, classify } = bodies();
+    await router.execute(
+      upstream({
+        [KEY_A]: async () => {
+          const response = respond(429, {}, '{"error":{"message":"Please retry in 7s"}}');
+          await response.text();
+          return response;
+        },
+      }).fn,
+      { classify },
+    );
+    expect(seen[0]).toBeUndefined();
+    expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 10_000 });
+  });
+
+  it("takes the body an SDK error carries (error.error), and a resolved value's plain body", async () => {
+    const { router } = routerWith({}, [KEY_A, KEY_B, KEY_C]);
+    const { seen, classify } = bodies();
+    const inner = { message: "Rate limit reached", type: "requests", code: "rate_limit_exceeded" };
+    // Every key answers 429: the last attempt's error is rethrown.
+    await router.execute(
+      upstream({
+        [KEY_A]: fail(apiError(429, { headers: {}, error: inner })),
+        [KEY_B]: () => ({ status: 429, headers: {}, body: { error: inner } }),
+        [KEY_C]: fail(Object.assign(new Error("Request failed"), { response: { status: 429, headers: {}, data: { error: inner } } })),
+      }).fn,
+      { classify },
+    ).catch(() => {});
+    expect(seen).toEqual([inner, { error: inner }, { error: inner }]);
+  });
+
+  it("never reads the body of a success", async () => {
+    const { router } = routerWith({}, [KEY_A]);
+    const { seen, classify } = bodies();
+    const response = (await router.execute(async () => ok("fine"), { classify })) as Response;
+    expect(seen).toEqual([undefined]);
+    expect(response.bodyUsed).toBe(false);
+  });
+});
