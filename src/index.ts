@@ -1,6 +1,6 @@
 export * from "./router.js";
 export * from "./errors.js";
-export * from "./retry-after.js";
+export { parseDuration, parseRetryAfter, parseRetryDelay, type HeadersLike } from "./retry-after.js";
 export { fingerprint } from "./fingerprint.js";
 export type { CredentialRouterOptions } from "./options.js";
 export type { KeyState, KeyStatus, Reason } from "./key-state.js";

@@ -17,6 +17,11 @@ const HTTP_DATE =
   /^[A-Z][a-z]{2}(?:, (\d\d) ([A-Z][a-z]{2}) (\d{4}) (\d\d):(\d\d):(\d\d) GMT|[a-z]{3,6}, (\d\d)-([A-Z][a-z]{2})-(\d\d) (\d\d):(\d\d):(\d\d) GMT| ([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d) (\d{4}))$/;
 const MONTHS = "JanFebMarAprMayJunJulAugSepOctNovDec";
 const RFC_3339 = /^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(\.\d+)?(?:[Zz]|([+-])(\d\d):(\d\d))$/;
+// Retry-After seconds as the official SDKs read them (parseFloat of the value): a number, also with an
+// exponent ("1e2") or the unit "s" ("3s"), the first of a comma-joined list ("2, 3": the header sent twice).
+// Other units are refused rather than read as seconds as parseFloat would ("5m" is not 5 s), and so is a
+// number that runs into anything else ("2024-01-01T00:00:30Z" is not 2024 s).
+const SECONDS = /^(\d+(?:\.\d+)?(?:e[+-]?\d+)?)s?\s*(?:,|$)/i;
 
 // "retry in 29.1s", "try again in 1m30s", "retry after 5 seconds", matched in lower case. The amount is a
 // number or a Go duration; the groups after it spell the Go symbol of a unit word ("milliseconds" gives "m"
@@ -95,8 +100,11 @@ function parseRfc3339(text: string): number {
   );
 }
 
-/** `value[key]`, or undefined when reading it throws. */
-function property(value: unknown, key: PropertyKey): unknown {
+/**
+ * `value[key]`, or undefined when reading it throws.
+ * @internal
+ */
+export function property(value: unknown, key: PropertyKey): unknown {
   try {
     return (value as Record<PropertyKey, unknown>)[key];
   } catch {
@@ -104,20 +112,89 @@ function property(value: unknown, key: PropertyKey): unknown {
   }
 }
 
-/** The text of a header value (the first of several) or of a number; "" when it is neither. */
+/** The text of a header value (the first of several) or of a number or bigint; "" when it is none of them. */
 function text(value: unknown): string {
   // The first of an array's values. (Array.isArray would throw on a revoked proxy.)
   if (typeof value == "object") value = property(value, 0);
-  return typeof value == "string" ? value.trim() : typeof value == "number" ? "" + value : "";
+  const type = typeof value;
+  return type == "string" ? (value as string).trim() : type == "number" || type == "bigint" ? "" + value : "";
+}
+
+/**
+ * A reader of response headers: the text of one header (the first of several values, trimmed), or ""
+ * when there is no such header. Never throws.
+ * @internal
+ */
+export function headerReader(headers: unknown): (name: string) => string {
+  const get = property(headers, "get");
+  return (name) => {
+    try {
+      return text(
+        typeof get == "function"
+          ? get.call(headers, name)
+          : (headers as Record<string, unknown>)[
+              Object.keys(headers as object).find((key) => key.toLowerCase() == name) ?? ""
+            ],
+      );
+    } catch {
+      // A throwing get or getter, or no object at all: no such header.
+      return "";
+    }
+  };
+}
+
+/**
+ * The two kinds of wait hint in response headers, in milliseconds: what `retry-after-ms`,
+ * `x-ms-retry-after-ms` or `retry-after` asks for, and how long until one slot of the exhausted
+ * rate-limit windows frees. `waitHint` puts the body's own hint between the two.
+ * @internal
+ */
+export function headerHints(headers: unknown, now?: number): [retryAfterMs: number | undefined, windowMs: number | undefined] {
+  const read = headerReader(headers);
+  const clientNow = Number.isFinite(now) ? now! : Date.now();
+  // The server's own clock, so that its absolute times mean the same to us whatever our clock says.
+  const serverNow = parseHttpDate(read("date"), clientNow) || clientNow;
+  const untilTime = (time: number) => delay(Math.max(0, time - serverNow));
+  const retryAfter = read("retry-after");
+  const seconds = SECONDS.exec(retryAfter);
+  let windowMs: number | undefined;
+  // A window counts when its remaining header (the reset header's name with "remaining") is 0. OpenAI's
+  // resets are Go durations, Anthropic's RFC 3339 timestamps, the IETF draft's seconds. These providers
+  // refill continuously, so with the window's limit known, one slot frees after reset / limit: the reset
+  // itself is when the whole window is full again.
+  for (const name of [
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-reset-tokens",
+    "anthropic-ratelimit-requests-reset",
+    "anthropic-ratelimit-tokens-reset",
+    "anthropic-ratelimit-input-tokens-reset",
+    "anthropic-ratelimit-output-tokens-reset",
+    "ratelimit-reset",
+  ]) {
+    if (decimal(read(name.replace("reset", "remaining")), "s") !== 0) continue;
+    const reset = read(name);
+    const resetMs = name[0] == "r" ? decimal(reset, "s") : name[0] == "x" ? parseDuration(reset) : untilTime(parseRfc3339(reset));
+    // A plain number (read in "ms", that is as it is); a limit of 0 or none leaves the whole reset.
+    const slotMs = resetMs! / (decimal(read(name.replace("reset", "limit")), "ms") || 1);
+    if (slotMs >= (windowMs ?? 0)) windowMs = delay(slotMs);
+  }
+  return [
+    decimal(read("retry-after-ms"), "ms") ??
+      decimal(read("x-ms-retry-after-ms"), "ms") ??
+      (seconds ? delay(+seconds[1]! * 1e3) : untilTime(parseHttpDate(retryAfter, serverNow))),
+    windowMs,
+  ];
 }
 
 /**
  * Reads how long to wait before retrying from response headers, in milliseconds.
  *
- * Looks at, in order: `retry-after-ms` / `x-ms-retry-after-ms`; `retry-after` (seconds or an HTTP-date,
- * measured against the response's `date` header when valid, which cancels clock skew); then the latest
- * reset among exhausted rate-limit windows (OpenAI `x-ratelimit-*`, Anthropic `anthropic-ratelimit-*`,
- * IETF draft `ratelimit-*`). A present but invalid header falls through to the next. Never throws.
+ * Looks at, in order: `retry-after-ms` / `x-ms-retry-after-ms`; `retry-after`, read as the official SDKs
+ * read it — seconds (`"1.5"`, also `"3s"`, `"1e2"`, and the first of a list, `"2, 3"`) or an HTTP-date,
+ * measured against the response's `date` header when valid, which cancels clock skew; then the exhausted
+ * rate-limit windows (OpenAI `x-ratelimit-*`, Anthropic `anthropic-ratelimit-*`, IETF draft `ratelimit-*`),
+ * each as the time until one slot frees (reset / limit when the window's limit header is there, else the
+ * whole reset), the latest winning. A present but invalid header falls through to the next. Never throws.
  * @param headers - A `Headers`, an object with a `get(name)` method, or a record with names in any case.
  * @param now - The current time in epoch milliseconds; defaults to `Date.now()`.
  * @returns Milliseconds to wait (0 when the time has passed), or `undefined` when there is no usable hint.
@@ -126,54 +203,8 @@ function text(value: unknown): string {
  * parseRetryAfter({ "Retry-After": "Sun, 06 Nov 1994 08:49:37 GMT" }, Date.UTC(1994, 10, 6, 8, 49, 7)); // 30000
  */
 export function parseRetryAfter(headers: HeadersLike, now?: number): number | undefined {
-  const get = property(headers, "get");
-  const read = (name: string): string => {
-    try {
-      return text(
-        typeof get == "function"
-          ? get.call(headers, name)
-          : (headers as Record<string, unknown>)[Object.keys(headers).find((key) => key.toLowerCase() == name) ?? ""],
-      );
-    } catch {
-      // A throwing get or getter, or no object at all: no such header.
-      return "";
-    }
-  };
-  const clientNow = Number.isFinite(now) ? now! : Date.now();
-  // The server's own clock, so that its absolute times mean the same to us whatever our clock says.
-  const serverNow = parseHttpDate(read("date"), clientNow) || clientNow;
-  const untilTime = (time: number) => delay(Math.max(0, time - serverNow));
-  const retryAfter = read("retry-after");
-  let latest =
-    decimal(read("retry-after-ms"), "ms") ??
-    decimal(read("x-ms-retry-after-ms"), "ms") ??
-    decimal(retryAfter, "s") ??
-    untilTime(parseHttpDate(retryAfter, serverNow));
-  if (latest === undefined) {
-    // A window counts when its remaining header (the reset header's name with "remaining") is 0. OpenAI's
-    // resets are Go durations, Anthropic's RFC 3339 timestamps, the IETF draft's seconds.
-    for (const name of [
-      "x-ratelimit-reset-requests",
-      "x-ratelimit-reset-tokens",
-      "anthropic-ratelimit-requests-reset",
-      "anthropic-ratelimit-tokens-reset",
-      "anthropic-ratelimit-input-tokens-reset",
-      "anthropic-ratelimit-output-tokens-reset",
-      "ratelimit-reset",
-    ]) {
-      const reset = read(name);
-      const resetMs =
-        decimal(read(name.replace("reset", "remaining")), "s") !== 0
-          ? undefined
-          : name[0] == "r"
-            ? decimal(reset, "s")
-            : name[0] == "x"
-              ? parseDuration(reset)
-              : untilTime(parseRfc3339(reset));
-      if (resetMs! >= (latest ?? 0)) latest = resetMs;
-    }
-  }
-  return latest;
+  const [retryAfterMs, windowMs] = headerHints(headers, now);
+  return retryAfterMs ?? windowMs;
 }
 
 /** The delay a message such as "Please retry in 29.1s" asks for. */
@@ -182,6 +213,44 @@ function messageDelay(message: unknown): number | undefined {
   const duration = typeof message == "string" && RETRY_IN.exec(message.toLowerCase())?.slice(1).join("");
   // A bare number is seconds.
   return parseDuration(duration) ?? parseDuration(duration + "s");
+}
+
+/**
+ * The parts of an error body worth reading, in the order met: the body (parsed when it is JSON text), then
+ * at any depth each part's `error`, `details` and `violations`, and an array's items. Reads only plain data
+ * and never throws.
+ * @internal
+ */
+export function bodyParts(body: unknown): unknown[] {
+  // Each value is met once (a circular one too), and an array's first 64 items only: error bodies are
+  // small, and this keeps a hostile one cheap.
+  const parts = new Set<unknown>();
+  const visit = (value: unknown): void => {
+    // Array.isArray throws on a revoked proxy, and nesting deep enough overflows the stack.
+    try {
+      if (parts.has(value)) return;
+      parts.add(value);
+      // An array's items (Gemini sends an array of errors; `details` is an array), else the `error` (some
+      // clients hand over the whole body, some its inner error object), the `details` and a Google
+      // QuotaFailure's `violations`.
+      const children = Array.isArray(value)
+        ? value
+        : [property(value, "error"), property(value, "details"), property(value, "violations")];
+      const length = property(children, "length");
+      for (let index = 0; typeof length == "number" && index < length && index < 64; index++) {
+        visit(property(children, index));
+      }
+    } catch {
+      // What was met so far counts.
+    }
+  };
+  try {
+    if (typeof body == "string") body = JSON.parse(body);
+  } catch {
+    // Not JSON: the text itself is the message.
+  }
+  visit(body);
+  return [...parts];
 }
 
 /**
@@ -200,44 +269,21 @@ function messageDelay(message: unknown): number | undefined {
  */
 export function parseRetryDelay(body: unknown): number | undefined {
   let longest: number | undefined;
-  // Each value is read once (a circular one too), and an array's first 64 items only: error bodies are
-  // small, and this keeps a hostile one cheap. Nothing is compared with `==` or `<` unless it is known to be
-  // a primitive: that could call its methods.
-  const visited = new Set<unknown>();
-  const visit = (value: unknown): void => {
-    // Array.isArray throws on a revoked proxy, and nesting deep enough overflows the stack.
-    try {
-      if (visited.has(value)) return;
-      visited.add(value);
-      const type = property(value, "@type");
-      for (const ms of [
-        messageDelay(value),
-        messageDelay(property(value, "message")),
-        decimal(text(property(value, "resets_in_seconds")), "s"),
-        parseDuration(
-          type === GOOGLE_RPC + "RetryInfo"
-            ? property(value, "retryDelay")
-            : type === GOOGLE_RPC + "ErrorInfo" && property(property(value, "metadata"), "quotaResetDelay"),
-        ),
-      ]) {
-        if (ms! >= (longest ?? 0)) longest = ms;
-      }
-      // An array's items (Gemini sends an array of errors; `details` is an array), else the `error` (some
-      // clients hand over the whole body, some its inner error object) and the `details`.
-      const children = Array.isArray(value) ? value : [property(value, "error"), property(value, "details")];
-      const length = property(children, "length");
-      for (let index = 0; typeof length == "number" && index < length && index < 64; index++) {
-        visit(property(children, index));
-      }
-    } catch {
-      // What was read so far counts.
+  // Nothing is compared with `==` or `<` unless it is known to be a primitive: that could call its methods.
+  for (const part of bodyParts(body)) {
+    const type = property(part, "@type");
+    for (const ms of [
+      messageDelay(part),
+      messageDelay(property(part, "message")),
+      decimal(text(property(part, "resets_in_seconds")), "s"),
+      parseDuration(
+        type === GOOGLE_RPC + "RetryInfo"
+          ? property(part, "retryDelay")
+          : type === GOOGLE_RPC + "ErrorInfo" && property(property(part, "metadata"), "quotaResetDelay"),
+      ),
+    ]) {
+      if (ms! >= (longest ?? 0)) longest = ms;
     }
-  };
-  try {
-    if (typeof body == "string") body = JSON.parse(body);
-  } catch {
-    // Not JSON: the text itself is the message.
   }
-  visit(body);
   return longest;
 }

@@ -108,11 +108,15 @@ describe("mock upstream: request limits", () => {
     expect(limited.headers.get("x-ratelimit-remaining-requests")).toBe("0");
     expect(limited.headers.get("x-ratelimit-reset-requests")).toBe("1.2s");
     expect(parseDuration(limited.headers.get("x-ratelimit-reset-requests"))).toBe(1_200);
-    // The library reads the same wait from these headers, with or without retry-after-ms.
+    // The library reads the same wait from retry-after-ms; without it and retry-after, it reads the
+    // exhausted window as the time one slot frees (reset / limit, as OpenAI refills continuously), which
+    // is shorter than this fixed window's reset.
     expect(parseRetryAfter(limited.headers)).toBe(1_200);
     const withoutMs = new Headers(limited.headers);
     withoutMs.delete("retry-after-ms");
     withoutMs.delete("retry-after");
+    expect(parseRetryAfter(withoutMs)).toBe(600);
+    withoutMs.delete("x-ratelimit-limit-requests");
     expect(parseRetryAfter(withoutMs)).toBe(1_200);
     const body = (await limited.json()) as { error: { code: string; type: string } };
     expect(body.error).toMatchObject({ code: "rate_limit_exceeded", type: "requests" });

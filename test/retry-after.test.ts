@@ -89,15 +89,26 @@ describe("parseRetryAfter: retry-after delta-seconds", () => {
     expect(parseRetryAfter({ "retry-after": "  7 " }, NOW)).toBe(7000);
   });
 
-  it.each(["-5", "1e3", "1e999", "NaN", "Infinity", "0x10", "+5", "5s", "1.", ".5", "", "1,5", "5 5"])(
+  it.each(["-5", "1e999", "NaN", "Infinity", "0x10", "+5", "1.", ".5", "", "5 5", ", 3", "1e", "3ss"])(
     "rejects %j",
     (value) => {
       expect(parseRetryAfter({ "retry-after": value }, NOW)).toBeUndefined();
     },
   );
 
+  // The SDKs read the header with parseFloat, which also takes "5" of "5m" and "2024" of an ISO date;
+  // a unit other than seconds is refused instead, so that the next hint (or the default) decides.
+  it.each(["5m", "1h", "3ms", "5 minutes", "2024-01-01T00:00:30Z", "10:30"])("rejects %j, which has a unit or text of its own", (value) => {
+    expect(parseRetryAfter({ "retry-after": value }, NOW)).toBeUndefined();
+  });
+
   it("rejects a number too large to be finite", () => {
     expect(parseRetryAfter({ "retry-after": "9".repeat(400) }, NOW)).toBeUndefined();
+  });
+
+  it("falls through a number too large to be finite to the rate-limit windows", () => {
+    const headers = { "retry-after": "1e999", "ratelimit-remaining": "0", "ratelimit-reset": "9" };
+    expect(parseRetryAfter(headers, NOW)).toBe(9000);
   });
 
   it("falls through an invalid retry-after to the rate-limit windows", () => {
@@ -108,6 +119,37 @@ describe("parseRetryAfter: retry-after delta-seconds", () => {
   it("prefers retry-after over exhausted windows", () => {
     const headers = { "retry-after": "2", "ratelimit-remaining": "0", "ratelimit-reset": "9" };
     expect(parseRetryAfter(headers, NOW)).toBe(2000);
+  });
+});
+
+describe("parseRetryAfter: retry-after read the way the official SDKs read it", () => {
+  // openai-node and anthropic-sdk-typescript: parseFloat(retry-after) seconds, else Date.parse.
+  it("reads seconds with the unit s", () => {
+    expect(parseRetryAfter({ "retry-after": "3s" }, NOW)).toBe(3000);
+    expect(parseRetryAfter({ "retry-after": "1.5S" }, NOW)).toBe(1500);
+  });
+
+  it("reads exponent notation", () => {
+    expect(parseRetryAfter({ "retry-after": "1e2" }, NOW)).toBe(100_000);
+    expect(parseRetryAfter({ "retry-after": "1E3" }, NOW)).toBe(1_000_000);
+    expect(parseRetryAfter({ "retry-after": "25e-1" }, NOW)).toBe(2500);
+  });
+
+  it("reads the first of comma-joined values (a header sent twice)", () => {
+    expect(parseRetryAfter({ "retry-after": "2, 3" }, NOW)).toBe(2000);
+    expect(parseRetryAfter({ "retry-after": "1,5" }, NOW)).toBe(1000);
+    expect(parseRetryAfter({ "retry-after": "4s, soon" }, NOW)).toBe(4000);
+    const twice = new Headers();
+    twice.append("retry-after", "2");
+    twice.append("retry-after", "3");
+    expect(parseRetryAfter(twice, NOW)).toBe(2000);
+  });
+
+  it("reads a numeric or bigint value in a record", () => {
+    const record = (value: unknown) => ({ "retry-after": value }) as unknown as HeadersLike;
+    expect(parseRetryAfter(record(7), NOW)).toBe(7000);
+    expect(parseRetryAfter(record(5n), NOW)).toBe(5000);
+    expect(parseRetryAfter(record(-5n), NOW)).toBeUndefined();
   });
 });
 
@@ -206,6 +248,10 @@ describe("parseRetryAfter: retry-after HTTP-date", () => {
     ["a single-digit day in IMF form", "Mon, 1 Jan 2024 00:00:30 GMT"],
     ["an ISO date", "2024-01-01T00:00:30Z"],
     ["trailing text", "Mon, 01 Jan 2024 00:00:30 GMT; extra"],
+    // V8's Date.parse, which the SDKs fall back to, takes these; other engines do not, and RFC 9110 does not.
+    ["a trailing semicolon", "Mon, 01 Jan 2024 00:00:30 GMT;"],
+    ["leading text", "xyz Mon, 01 Jan 2024 00:00:30 GMT"],
+    ["two dates joined (a header sent twice)", "Mon, 01 Jan 2024 00:00:30 GMT, Mon, 01 Jan 2024 00:00:40 GMT"],
   ])("rejects %s", (_, value) => {
     expect(parseRetryAfter({ "retry-after": value }, NOW)).toBeUndefined();
   });
@@ -306,6 +352,75 @@ describe("parseRetryAfter: exhausted OpenAI windows", () => {
   it("ignores an exhausted window whose reset is not a duration", () => {
     const headers = { "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "soon" };
     expect(parseRetryAfter(headers, NOW)).toBeUndefined();
+  });
+});
+
+describe("parseRetryAfter: an exhausted window is read as the time one slot frees", () => {
+  // These providers refill continuously: with the limit known, one slot frees after reset / limit.
+  it("divides an OpenAI reset by the window's limit", () => {
+    const headers = {
+      "x-ratelimit-limit-requests": "60",
+      "x-ratelimit-remaining-requests": "0",
+      "x-ratelimit-reset-requests": "1m0s",
+    };
+    expect(parseRetryAfter(headers, NOW)).toBe(1000);
+  });
+
+  it("divides an Anthropic reset by the window's limit", () => {
+    const headers = {
+      "anthropic-ratelimit-requests-limit": "50",
+      "anthropic-ratelimit-requests-remaining": "0",
+      "anthropic-ratelimit-requests-reset": "2024-01-01T00:01:00Z",
+    };
+    expect(parseRetryAfter(headers, NOW)).toBe(1200);
+  });
+
+  it("divides an IETF draft reset by its limit", () => {
+    const headers = { "ratelimit-limit": "10", "ratelimit-remaining": "0", "ratelimit-reset": "30" };
+    expect(parseRetryAfter(headers, NOW)).toBe(3000);
+  });
+
+  it("keeps the whole reset when the limit is missing, 0 or not a plain number", () => {
+    const window = (limit: string | undefined) =>
+      parseRetryAfter(
+        { "x-ratelimit-limit-requests": limit, "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "6s" },
+        NOW,
+      );
+    expect(window(undefined)).toBe(6000);
+    expect(window("0")).toBe(6000);
+    expect(window("-3")).toBe(6000);
+    expect(window("10, 10;w=1")).toBe(6000);
+  });
+
+  it("takes the latest slot among the exhausted windows", () => {
+    const headers = {
+      "x-ratelimit-limit-requests": "60",
+      "x-ratelimit-remaining-requests": "0",
+      "x-ratelimit-reset-requests": "1m0s",
+      "x-ratelimit-limit-tokens": "1000",
+      "x-ratelimit-remaining-tokens": "0",
+      "x-ratelimit-reset-tokens": "6m0s",
+    };
+    expect(parseRetryAfter(headers, NOW)).toBe(1000);
+  });
+
+  it("uses a window's limit only for that window", () => {
+    const headers = {
+      "x-ratelimit-limit-tokens": "1000",
+      "x-ratelimit-remaining-requests": "0",
+      "x-ratelimit-reset-requests": "2s",
+    };
+    expect(parseRetryAfter(headers, NOW)).toBe(2000);
+  });
+
+  it("still prefers retry-after to any window", () => {
+    const headers = {
+      "retry-after": "7",
+      "x-ratelimit-limit-requests": "60",
+      "x-ratelimit-remaining-requests": "0",
+      "x-ratelimit-reset-requests": "1m0s",
+    };
+    expect(parseRetryAfter(headers, NOW)).toBe(7000);
   });
 });
 
@@ -618,6 +733,13 @@ describe("parseRetryDelay: Google RPC details", () => {
 
   it("ignores a delay that is not a string", () => {
     expect(parseRetryDelay(googleError(retryInfo(38), retryInfo({ seconds: 38 }), errorInfo(null)))).toBeUndefined();
+  });
+
+  it("reads a zero hint as 0, not as no hint", () => {
+    expect(parseRetryDelay(googleError(retryInfo("0s")))).toBe(0);
+    expect(parseRetryDelay(googleError(errorInfo("0ms")))).toBe(0);
+    expect(parseRetryDelay({ error: { resets_in_seconds: 0 } })).toBe(0);
+    expect(parseRetryDelay("Please try again in 0s.")).toBe(0);
   });
 
   it("returns undefined for a body with no hint", () => {
