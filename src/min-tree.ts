@@ -7,6 +7,8 @@
  */
 export class MinTree {
   readonly levels: (Float64Array | Uint32Array)[] = [];
+  /** The top level: one entry, the smallest value. */
+  readonly top: Float64Array | Uint32Array;
 
   /**
    * @param size - How many keys.
@@ -22,11 +24,12 @@ export class MinTree {
       this.levels.push(new Values(length).fill(absent));
       if (length === 1) break;
     }
+    this.top = this.levels[this.levels.length - 1]!;
   }
 
   /** The smallest value: `absent` when the tree is empty. */
   get min(): number {
-    return this.levels[this.levels.length - 1]![0]!;
+    return this.top[0]!;
   }
 
   get(index: number): number {

@@ -6,7 +6,7 @@ import { checkDuration, resolveOptions, type CredentialRouterOptions, type Resol
 import { checkSavedState, type SavedKeyState, type SavedState } from "./saved-state.js";
 import { Layer } from "./layer.js";
 import { invalid, maskKey } from "./secret.js";
-import { pickerFactory, type Picker, type RoutingStrategy } from "./strategy.js";
+import { pickerFactory, RoundRobin, type Picker, type RoutingStrategy } from "./strategy.js";
 
 /** Options of the marks that take a key out: why, and where. */
 export interface MarkOptions {
@@ -117,6 +117,8 @@ export class CredentialRouter {
   /** The scopes in which some key is out, by name. */
   readonly #scopes = new Map<string, Layer>();
   readonly #newPicker: () => Picker;
+  /** The key-wide picker when the strategy is round-robin, for `nextKey`'s fast path. */
+  readonly #roundRobin: RoundRobin | undefined;
   /** Consecutive failed cooldown windows of each key. */
   readonly #failures: Uint32Array;
   /** Consecutive service faults of each key (see `serverFaultThreshold`). */
@@ -154,6 +156,7 @@ export class CredentialRouter {
     this.#now = resolved.now;
     this.#newPicker = pickerFactory(resolved.strategy, size);
     this.#all = new Layer(undefined, size, this.#newPicker(), size, 0);
+    this.#roundRobin = this.#all.picker instanceof RoundRobin ? this.#all.picker : undefined;
     this.#failures = new Uint32Array(size);
     this.#faults = new Uint32Array(size);
     const groups = new Map<string, number[]>();
@@ -195,13 +198,24 @@ export class CredentialRouter {
    */
   nextKey(scope?: string): string | undefined {
     if (scope !== undefined) return this.#nextIn(scope);
-    // The hot path, kept apart from execute's picks that pass over tried keys. While keys cool, a
-    // pick costs one clock read and a look at the earliest deadline; #expire runs only when one ended.
+    // The hot path, kept apart from execute's picks that pass over tried keys. Round-robin with every
+    // key ready is the cursor itself, without a call.
+    const rr = this.#roundRobin;
+    if (rr !== undefined && rr.count === rr.size) {
+      const index = rr.cursor;
+      rr.cursor = index + 1 === rr.size ? 0 : index + 1;
+      this.#picks++;
+      return this.#keys[index];
+    }
+    // While keys cool, a pick costs one clock read and a look at the earliest deadline; #expire runs
+    // only when one ended.
     const all = this.#all;
-    const earliest = all.until.min;
-    if (earliest !== Infinity) {
-      const now = this.#now();
-      if (earliest <= now) this.#expire(all, now);
+    if (all.out !== 0) {
+      const earliest = all.until.top[0]!;
+      if (earliest !== Infinity) {
+        const now = this.#now();
+        if (earliest <= now) this.#expire(all, now);
+      }
     }
     const index = all.picker.pick();
     if (index < 0) return this.#exhausted(undefined, all);

@@ -107,23 +107,7 @@ function copyNumbers(name: string, list: unknown, size: number, valid: (value: n
 export function pickerFactory(strategy: RoutingStrategy, size: number): () => Picker {
   switch (strategy.type) {
     case "round-robin":
-      return () => {
-        // The first ready key at or after the cursor, wrapping around; the cursor then moves to just
-        // past the key returned. (The Rust original advanced a start index by one on every pick
-        // instead, which gave the key after a cooling one a double share.) It stays within 0..size.
-        const ready = fullBitset(size);
-        let cursor = 0;
-        return {
-          ...membership(ready),
-          pick() {
-            let index = nextMember(ready, cursor);
-            if (index < 0) index = nextMember(ready, 0);
-            // Back to 0 after the last key, so that a full rotation never needs a second search.
-            if (index >= 0) cursor = index + 1 === size ? 0 : index + 1;
-            return index;
-          },
-        };
-      };
+      return () => new RoundRobin(size);
     case "fill-first":
       return () => {
         const ready = fullBitset(size);
@@ -139,6 +123,49 @@ export function pickerFactory(strategy: RoutingStrategy, size: number): () => Pi
       const unreachable: never = strategy;
       return unreachable;
     }
+  }
+}
+
+/**
+ * Each ready key in turn: the first ready key at or after the cursor, wrapping around; the cursor
+ * then moves to just past the key returned. (The Rust original advanced a start index by one on every
+ * pick instead, which gave the key after a cooling one a double share.) The cursor stays within
+ * 0..size. While every key is ready, a pick is the cursor itself; its fields are public so that the
+ * router can take that path without a call (`nextKey`).
+ * @internal
+ */
+export class RoundRobin implements Picker {
+  readonly #ready: Bitset;
+  /** The next key to try. */
+  cursor = 0;
+  /** How many keys are ready: all of them (`size`) in the common case. */
+  count: number;
+
+  constructor(readonly size: number) {
+    this.#ready = fullBitset(size);
+    this.count = size;
+  }
+
+  add(index: number): void {
+    addMember(this.#ready, index);
+    this.count++;
+  }
+
+  delete(index: number): void {
+    deleteMember(this.#ready, index);
+    this.count--;
+  }
+
+  pick(): number {
+    let index = this.cursor;
+    if (this.count !== this.size) {
+      index = nextMember(this.#ready, index);
+      if (index < 0) index = nextMember(this.#ready, 0);
+      if (index < 0) return index;
+    }
+    // Back to 0 after the last key, so that a full rotation never needs a second search.
+    this.cursor = index + 1 === this.size ? 0 : index + 1;
+    return index;
   }
 }
 
