@@ -95,9 +95,11 @@ export interface ExecuteOptions {
  */
 export interface ExecuteHost {
   /** A ready key not in `tried` (in the scope), or -1. */
-  pick(tried: ReadonlySet<number>, scope: string | undefined): number;
+  pick(tried: ReadonlySet<number> | undefined, scope: string | undefined): number;
   /** Milliseconds until a key not in `tried` is ready (in the scope), or `undefined`. */
-  waitMs(tried: ReadonlySet<number>, scope: string | undefined): number | undefined;
+  waitMs(tried: ReadonlySet<number> | undefined, scope: string | undefined): number | undefined;
+  /** `markSuccess` of the key at `index`. */
+  success(index: number): void;
   key(index: number): string;
   /** Adds which key it is to `fields`. */
   ref<T extends object>(index: number, fields: T): T & KeyRef;
@@ -145,16 +147,14 @@ export async function execute<T>(
   // Measured by waiting, not by the router's clock, whose origin and pace are the caller's.
   let waitLeft = maxWaitMs;
   let faults = 0;
-  const tried = new Set<number>();
+  let attempt = 0;
+  // The keys tried in this call: none before the first attempt, when a pick needs no set.
+  let tried: Set<number> | undefined;
   let last: Outcome | undefined;
-  // On an abort, the response of the last attempt is moved past like any other: release it.
-  const abandon = (reason: unknown): never => {
-    discard(last);
-    throw reason;
-  };
 
-  while (tried.size < maxAttempts) {
-    if (signal?.aborted) abandon(signal.reason);
+  while (attempt < maxAttempts) {
+    // On an abort, the response of the last attempt is moved past like any other: release it.
+    if (signal?.aborted) abandon(last, signal.reason);
     const index = host.pick(tried, scope);
     if (index === -1) {
       const waitMs = host.waitMs(tried, scope);
@@ -165,13 +165,13 @@ export async function execute<T>(
       // A deadline the clock passed since the pick is a wait of 0, which costs the budget nothing.
       const sleepMs = Math.min(Math.max(0, Math.ceil(waitMs!)), 2 ** 31 - 1);
       waitLeft -= sleepMs;
-      await sleep(sleepMs, signal).catch(abandon);
+      await sleep(sleepMs, signal).catch((reason: unknown) => abandon(last, reason));
       continue;
     }
-    tried.add(index);
+    (tried ??= new Set()).add(index);
+    attempt++;
     discard(last);
     const key = host.key(index);
-    const attempt = tried.size;
     let outcome: Outcome;
     try {
       const pending = fn(key, host.ref(index, new AttemptContext(attempt, signals)));
@@ -179,13 +179,13 @@ export async function execute<T>(
       const { status, headers } = readResponse(value);
       // The common case, kept short: a success nobody classifies.
       if (classify === undefined && (status === undefined || status < 400)) {
-        router.markSuccess(key);
+        host.success(index);
         if (preemptive && headers !== undefined) coolAhead(router, key, headers, scope);
         return value;
       }
       outcome = host.ref(index, { attempt, status, headers, body: undefined, type: "resolved", value });
     } catch (error) {
-      if (error === ABORTED) abandon(signal!.reason);
+      if (error === ABORTED) abandon(last, signal!.reason);
       outcome = host.ref(index, { attempt, ...readResponse(error), body: undefined, type: "rejected", error });
       // An attempt cut short by the caller's abort says nothing about the key.
       if (!outcome.status && signal?.aborted) throw signal.reason;
@@ -243,6 +243,12 @@ class AttemptContext {
   get signal(): AbortSignal {
     return (this.#signals.signal ??= new AbortController().signal);
   }
+}
+
+/** Releases the last response moved past and throws `reason`: the end of an aborted call. */
+function abandon(last: Outcome | undefined, reason: unknown): never {
+  discard(last);
+  throw reason;
 }
 
 /** Marks the key as `verdict` says; returns whether `execute` stops here. */
@@ -313,8 +319,11 @@ function readResponse(value: unknown): { status: number | undefined; headers: He
         if (isObject(response) && typeof response.status === "number") return { status: response.status, headers: objectOr(response.headers) };
       })
     : undefined;
-  return found ?? { status: undefined, headers: undefined };
+  return found ?? NOTHING;
 }
+
+/** What `readResponse` finds on a value that is no response. */
+const NOTHING = Object.freeze({ status: undefined, headers: undefined });
 
 function objectOr(value: unknown): HeadersLike | undefined {
   return isObject(value) ? (value as HeadersLike) : undefined;

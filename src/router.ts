@@ -75,6 +75,9 @@ interface Mark {
   spread: boolean;
 }
 
+/** No keys tried. */
+const NONE: ReadonlySet<number> = new Set();
+
 /** The most reasons a router tells apart (built-in ones included): they are stored in a byte a key. */
 const MAX_REASONS = 256;
 const RATE_LIMIT = 1;
@@ -445,6 +448,7 @@ export class CredentialRouter {
       pick: (tried, scope) => this.#pick(tried, scope),
       waitMs: (tried, scope) => this.#waitMs(this.#layer(scope), this.#now(), tried),
       key: (index) => this.#keys[index]!,
+      success: (index) => void (this.#failures[index] = this.#faults[index] = 0),
       ref: (index, fields) => this.#ref(index, fields),
       fault: (index) => {
         if (++this.#faults[index]! < this.#options.serverFaultThreshold) return false;
@@ -468,7 +472,7 @@ export class CredentialRouter {
   }
 
   /** The next ready key's index by the strategy that is not in `tried`, in the scope, or -1. */
-  #pick(tried: ReadonlySet<number>, name: string | undefined): number {
+  #pick(tried: ReadonlySet<number> | undefined, name: string | undefined): number {
     let index = this.#pickExcept(tried, name);
     if (index < 0 && this.#events.active) {
       this.#exhausted(name, this.#layer(name));
@@ -479,18 +483,19 @@ export class CredentialRouter {
     return index;
   }
 
-  #pickExcept(tried: ReadonlySet<number>, name: string | undefined): number {
+  #pickExcept(tried: ReadonlySet<number> | undefined, name: string | undefined): number {
     this.#settle(this.#layer(name));
     const { picker } = this.#layer(name);
+    let index = picker.pick();
+    if (tried === undefined || index < 0 || !tried.has(index)) return index;
     // Pass over the tried keys the strategy offers, hiding each for the rest of this pick only: the
     // cost is the number of tried keys met, not of keys tried (round-robin's cursor has usually
     // moved past them already).
     const hidden: number[] = [];
-    let index: number;
-    while ((index = picker.pick()) >= 0 && tried.has(index)) {
+    do {
       picker.delete(index);
       hidden.push(index);
-    }
+    } while ((index = picker.pick()) >= 0 && tried.has(index));
     for (const other of hidden) picker.add(other, false);
     return index;
   }
@@ -513,7 +518,7 @@ export class CredentialRouter {
    * `undefined` when none will be by itself. In a scope, a scan of every key: it runs only when no
    * key is ready there.
    */
-  #waitMs(layer: Layer, now: number, tried: ReadonlySet<number> = new Set()): number | undefined {
+  #waitMs(layer: Layer, now: number, tried: ReadonlySet<number> = NONE): number | undefined {
     const all = this.#all;
     let earliest = Infinity;
     if (layer === all) {
