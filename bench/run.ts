@@ -1,37 +1,36 @@
 /**
- * `npm run bench`: the router (as built in dist/) against bench/baseline.ts, a port of the Rust
- * original's algorithm, in one run. Prints ns/op for both and the ratio, then checks the targets.
+ * `npm run bench`: the router (as built in dist/) beside, in one run, a port of the Rust original's
+ * algorithm (bench/baseline.ts) and the npm libraries people use for the same job: wrr-pool (a key
+ * pool: pick, take a key out) and cockatiel (a retry policy around a call). Prints ns per operation,
+ * medians, and the ratios, then checks the targets.
+ *
+ * Each scenario runs in a fresh process (a service runs one router configuration, and one
+ * scenario's JIT state must not tax the next), where every implementation of it is measured in
+ * turn, in rounds, keeping each one's best median: what the machine does meanwhile weighs on all.
  */
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { measure } from "mitata";
-import { CredentialRouter, type RoutingStrategy } from "credential-router";
+import { retry, handleAll, ConstantBackoff } from "cockatiel";
+import { do_not_optimize, measure } from "mitata";
+import Pool from "wrr-pool";
+import { CredentialRouter, fingerprint, type RoutingStrategy } from "credential-router";
 import { BaselineRouter, baselineExecute } from "./baseline.js";
+import { fingerprint as previousFingerprint } from "./previous-fingerprint.js";
 
-/** What a scenario does with a router: ours or the baseline. */
-interface Router {
-  nextKey(): string | undefined;
-  markError(key: string): unknown;
-  markErrorWithDelay(key: string, delayMs: number): unknown;
-  markBlocked(key: string): unknown;
-}
-
+/** One implementation of a scenario: set up once, then `op` is what is timed. */
+type Op = () => unknown;
 interface Scenario {
   name: string;
   size: number;
-  strategy?: RoutingStrategy;
-  /** Puts a router (ours or the baseline) into the scenario's state. */
-  setup?: (router: Router, keys: string[]) => void;
-  /** One operation, measured. A virtual clock is passed for scenarios that need time to move. */
-  op: (router: Router, clock: { time: number }) => unknown;
-  /** Whether the routers run on the virtual clock instead of performance.now(). */
-  virtualClock?: boolean;
+  /** The implementations, by name: `ours`, `baseline` (the Rust port), or a peer's or a reference's name. */
+  make: () => Record<string, Op>;
   async?: boolean;
 }
 
 const HOUR = 3_600_000;
 const SIZES = [4, 64, 1_024, 16_384];
-const pick = (router: Router) => router.nextKey();
+const ROUNDS = 5;
 
 function keysOf(size: number): string[] {
   return Array.from({ length: size }, (_, index) => `sk-bench-${index.toString(36).padStart(6, "0")}-secret`);
@@ -48,162 +47,285 @@ function strategyFor(type: RoutingStrategy["type"], size: number): RoutingStrate
   }
 }
 
+/** A wrr-pool holding the keys, each of weight 1 (0 takes a key out: it never comes back by itself). */
+function poolOf(keys: string[], out: (index: number) => boolean = () => false): Pool {
+  const pool = new Pool();
+  keys.forEach((key, index) => pool.add(key, out(index) ? 0 : 1));
+  return pool;
+}
+
+/** Ours, the baseline and wrr-pool, each with `setup` applied: ours and the baseline by marks. */
+function picks(size: number, options: { strategy?: RoutingStrategy; cooling?: (index: number) => boolean; peer?: boolean } = {}) {
+  return () => {
+    const keys = keysOf(size);
+    const ours = new CredentialRouter(keys, options.strategy ? { strategy: options.strategy } : {});
+    const baseline = new BaselineRouter(keys, options.strategy ? { strategy: options.strategy } : {});
+    const { cooling } = options;
+    if (cooling) keys.forEach((key, index) => cooling(index) && (ours.markErrorWithDelay(key, HOUR), baseline.markErrorWithDelay(key, HOUR)));
+    const ops: Record<string, Op> = { ours: () => ours.nextKey(), baseline: () => baseline.nextKey() };
+    if (options.peer) {
+      const pool = poolOf(keys, cooling);
+      ops["wrr-pool"] = () => pool.next();
+    }
+    return ops;
+  };
+}
+
 const scenarios: Scenario[] = [];
 for (const type of ["round-robin", "fill-first", "weighted", "priority", "random"] as const) {
-  for (const size of SIZES) scenarios.push({ name: `all ready, ${type}`, size, strategy: strategyFor(type, size), op: pick });
+  const sizes = type === "round-robin" ? SIZES : [4, 1_024, 16_384];
+  for (const size of sizes) scenarios.push({ name: `all ready, ${type}`, size, make: picks(size, { strategy: strategyFor(type, size), peer: type === "round-robin" }) });
 }
 for (const size of [1_024, 16_384]) {
+  scenarios.push({ name: "90% cooling, strided", size, make: picks(size, { cooling: (index) => index % 10 !== 0, peer: true }) });
+  scenarios.push({ name: "90% cooling, contiguous", size, make: picks(size, { cooling: (index) => index < size * 0.9 }) });
   scenarios.push({
-    name: "90% cooling, strided",
+    name: "a clock read + an all-ready pick",
     size,
-    setup: (router, keys) => keys.forEach((key, index) => index % 10 !== 0 && router.markErrorWithDelay(key, HOUR)),
-    op: pick,
-  });
-  scenarios.push({
-    name: "90% cooling, contiguous",
-    size,
-    setup: (router, keys) => keys.forEach((key, index) => index < keys.length * 0.9 && router.markErrorWithDelay(key, HOUR)),
-    op: pick,
+    make: () => {
+      const router = new CredentialRouter(keysOf(size));
+      return { "performance.now() + pick": () => (performance.now(), router.nextKey()) };
+    },
   });
   scenarios.push({
     name: "99.9% blocked",
     size,
-    setup: (router, keys) => {
-      const ready = Math.ceil(keys.length / 1_000);
-      keys.forEach((key, index) => index < keys.length - ready && router.markBlocked(key));
-    },
-    op: pick,
-  });
-  scenarios.push({
-    name: "markError + nextKey cycle",
-    size,
-    virtualClock: true,
-    op: (router, clock) => {
-      clock.time++;
-      const key = router.nextKey();
-      if (key !== undefined) router.markError(key);
+    make: () => {
+      const keys = keysOf(size);
+      const ours = new CredentialRouter(keys);
+      const baseline = new BaselineRouter(keys);
+      const ready = Math.ceil(size / 1_000);
+      keys.forEach((key, index) => index < size - ready && (ours.markBlocked(key), baseline.markBlocked(key)));
+      return { ours: () => ours.nextKey(), baseline: () => baseline.nextKey() };
     },
   });
   scenarios.push({
     name: "every key cooling",
     size,
-    setup: (router, keys) => keys.forEach((key) => router.markErrorWithDelay(key, HOUR)),
-    op: pick,
+    make: () => {
+      const keys = keysOf(size);
+      const ours = new CredentialRouter(keys);
+      const baseline = new BaselineRouter(keys);
+      for (const key of keys) ours.markErrorWithDelay(key, HOUR), baseline.markErrorWithDelay(key, HOUR);
+      return { ours: () => ours.nextKey(), baseline: () => baseline.nextKey() };
+    },
   });
 }
+for (const size of [4, 1_024, 16_384]) {
+  scenarios.push({
+    name: "mark an error + pick",
+    size,
+    make: () => {
+      // Each op takes the key it is handed out of rotation; keys come back half a rotation later
+      // (ours and the baseline on a virtual clock, wrr-pool by putting its weight back).
+      const keys = keysOf(size);
+      const clock = { time: 0 };
+      const options = { now: () => clock.time, cooldownMs: Math.max(1, size / 2) };
+      const ours = new CredentialRouter(keys, options);
+      const baseline = new BaselineRouter(keys, options);
+      const pool = poolOf(keys);
+      const out: string[] = [];
+      const cycle = (router: { nextKey(): string | undefined; markError(key: string): unknown }) => () => {
+        clock.time++;
+        const key = router.nextKey();
+        if (key !== undefined) router.markError(key);
+      };
+      return {
+        ours: cycle(ours),
+        baseline: cycle(baseline),
+        "wrr-pool": () => {
+          const key = pool.next() as string | null;
+          if (key !== null) {
+            pool.updateWeight((value: unknown) => value === key, 0);
+            out.push(key);
+          }
+          if (out.length > size / 2 || key === null) {
+            const back = out.shift();
+            pool.updateWeight((value: unknown) => value === back, 1);
+          }
+        },
+      };
+    },
+  });
+}
+scenarios.push({
+  name: "scoped pick: 100 live scopes, each 90% cooling",
+  size: 16_384,
+  make: () => {
+    const keys = keysOf(16_384);
+    const router = scopedRouter(keys);
+    const unscoped = new CredentialRouter(keys);
+    keys.forEach((key, index) => index % 10 !== 0 && unscoped.markErrorWithDelay(key, HOUR));
+    // Names made once, as a service holds its model names; the lookup is timed, not building them.
+    const names = Array.from({ length: 100 }, (_, scope) => `model-${scope}`);
+    let turn = 0;
+    return { ours: () => router.nextKey(names[turn++ % 100]), "unscoped, 90% cooling": () => unscoped.nextKey() };
+  },
+});
 for (const size of [4, 1_024, 16_384]) {
   scenarios.push({
     name: "execute, fn resolves at once",
     size,
     async: true,
-    op: (router) =>
-      router instanceof CredentialRouter
-        ? router.execute(async () => 1)
-        : baselineExecute(router as unknown as BaselineRouter, async () => 1, size),
+    make: () => {
+      const keys = keysOf(size);
+      const ours = new CredentialRouter(keys);
+      const baseline = new BaselineRouter(keys);
+      const policy = retry(handleAll, { maxAttempts: 3, backoff: new ConstantBackoff(0) });
+      const fn = async () => 1;
+      return {
+        ours: () => ours.execute(fn),
+        baseline: () => baselineExecute(baseline, fn, size),
+        cockatiel: () => policy.execute(fn),
+      };
+    },
   });
+}
+scenarios.push({
+  name: "fingerprint a key (SHA-256)",
+  size: 1,
+  make: () => {
+    const keys = keysOf(4_096).map((key) => `${key}-AAAA1111bbbb2222cccc3333dddd`);
+    let at = 0;
+    const next = () => keys[at++ & 4_095]!;
+    return {
+      ours: () => fingerprint(next()),
+      "previous version": () => previousFingerprint(next()),
+      "node:crypto": () => createHash("sha256").update(next()).digest("hex"),
+    };
+  },
+});
+
+/** A 16,384-key router with 100 live scopes, each with 90% of its keys cooling. */
+function scopedRouter(keys: string[]): CredentialRouter {
+  const router = new CredentialRouter(keys);
+  for (let scope = 0; scope < 100; scope++) {
+    keys.forEach((key, index) => (index + scope) % 10 !== 0 && router.markErrorWithDelay(key, HOUR, { scope: `model-${scope}` }));
+  }
+  return router;
+}
+
+async function timeOne(scenario: Scenario): Promise<Record<string, number>> {
+  const ops = scenario.make();
+  const best: Record<string, number> = {};
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [name, op] of Object.entries(ops)) {
+      const stats = scenario.async ? await measure(async () => do_not_optimize(await op())) : await measure(() => do_not_optimize(op()));
+      best[name] = Math.min(best[name] ?? Infinity, stats.p50);
+    }
+  }
+  return best;
+}
+
+const [mode, scenarioArg] = process.argv.slice(2);
+if (mode === "--list") {
+  scenarios.forEach((scenario, index) => console.log(index, scenario.name, scenario.size));
+  process.exit(0);
+}
+// One scenario by its number in --list, in this process.
+if (mode === "--measure") {
+  console.log(JSON.stringify(await timeOne(scenarios[Number(scenarioArg)]!)));
+  process.exit(0);
+}
+
+function measureApart(index: number): Record<string, number> {
+  const script = fileURLToPath(import.meta.url);
+  const output = execFileSync(process.execPath, [...process.execArgv, script, "--measure", String(index)], { encoding: "utf8" });
+  return JSON.parse(output.trim().split("\n").pop()!) as Record<string, number>;
 }
 
 interface Row {
   name: string;
   size: number;
-  ours: number;
-  baseline: number;
+  times: Record<string, number>;
 }
 
-async function time(scenario: Scenario, make: (keys: string[], options: object) => Router): Promise<number> {
-  const keys = keysOf(scenario.size);
-  const clock = { time: 0 };
-  const options = {
-    ...(scenario.strategy && { strategy: scenario.strategy }),
-    ...(scenario.virtualClock && { now: () => clock.time, cooldownMs: scenario.size / 2 }),
-  };
-  const router = make(keys, options);
-  scenario.setup?.(router, keys);
-  const op = scenario.op;
-  const stats = scenario.async ? await measure(async () => op(router, clock)) : await measure(() => op(router, clock));
-  return stats.avg;
-}
+const format = (ns: number | undefined) => (ns === undefined ? "" : ns >= 10_000 ? `${(ns / 1_000).toFixed(1)} µs` : `${ns.toFixed(1)} ns`);
+const ratio = (other: number | undefined, ours: number | undefined) => (other === undefined || ours === undefined ? "" : `${(other / ours).toFixed(1)}×`);
 
-/**
- * Each measurement runs in a fresh process, as each service runs one router configuration: otherwise
- * the JIT state one scenario leaves (call sites that have seen five strategies) taxes the next.
- */
-const [mode, scenarioArg, implementation] = process.argv.slice(2);
-if (mode === "--measure") {
-  const scenario = scenarios[Number(scenarioArg)]!;
-  const ns =
-    implementation === "ours"
-      ? await time(scenario, (keys, options) => new CredentialRouter(keys, options))
-      : await time(scenario, (keys, options) => new BaselineRouter(keys, options));
-  console.log(JSON.stringify(ns));
-  process.exit(0);
-}
-
-function measureApart(index: number, implementation: "ours" | "baseline"): number {
-  const script = fileURLToPath(import.meta.url);
-  const output = execFileSync(process.execPath, [...process.execArgv, script, "--measure", String(index), implementation], {
-    encoding: "utf8",
-  });
-  return JSON.parse(output.trim().split("\n").pop()!) as number;
-}
-
+console.log(`credential-router benchmark, Node ${process.version}, ${process.arch}; medians, best of ${ROUNDS} rounds\n`);
+console.log("| scenario | keys | ours | Rust port | ratio | peer | peer's time | ratio |");
+console.log("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |");
 const rows: Row[] = [];
-const width = { name: 32, size: 7, number: 13 };
-const line = (cells: string[]) =>
-  console.log(
-    cells[0]!.padEnd(width.name) + cells[1]!.padStart(width.size) + cells.slice(2).map((cell) => cell.padStart(width.number)).join(""),
-  );
-const format = (ns: number) => (ns >= 10_000 ? `${(ns / 1_000).toFixed(1)} µs` : `${ns.toFixed(1)} ns`);
-
-console.log(`credential-router benchmark, Node ${process.version}, ${process.arch}\n`);
-line(["scenario", "keys", "ours", "baseline", "ratio"]);
 scenarios.forEach((scenario, index) => {
-  const ours = measureApart(index, "ours");
-  const baseline = measureApart(index, "baseline");
-  rows.push({ name: scenario.name, size: scenario.size, ours, baseline });
-  line([scenario.name, String(scenario.size), format(ours), format(baseline), `${(baseline / ours).toFixed(1)}×`]);
+  const times = measureApart(index);
+  rows.push({ name: scenario.name, size: scenario.size, times });
+  const { ours, baseline, ...others } = times;
+  const [peer, peerTime] = Object.entries(others)[0] ?? [];
+  const cells = [
+    scenario.name,
+    scenario.size.toLocaleString("en"),
+    format(ours),
+    format(baseline),
+    ratio(baseline, ours),
+    peer ?? "",
+    format(peerTime),
+    ratio(peerTime, ours),
+  ];
+  console.log(`| ${cells.join(" | ")} |`);
 });
 
-// Heap per router, beyond the key strings (which the caller holds anyway).
+/** Heap and array buffers a router holds beyond the keys (which the caller holds anyway). */
 const gc = (globalThis as { gc?: () => void }).gc;
-function heapPerRouter(make: (keys: string[]) => unknown): number | undefined {
+function memoryOf(make: () => unknown): number | undefined {
   if (gc === undefined) return undefined;
-  const keys = keysOf(16_384);
-  const routers: unknown[] = [];
+  const used = () => {
+    const { heapUsed, arrayBuffers } = process.memoryUsage();
+    return heapUsed + arrayBuffers;
+  };
   gc();
-  const before = process.memoryUsage().heapUsed;
-  for (let count = 0; count < 10; count++) routers.push(make(keys));
+  const before = used();
+  const held = make();
   gc();
-  const after = process.memoryUsage().heapUsed;
-  return routers.length && (after - before) / routers.length;
+  const bytes = used() - before;
+  do_not_optimize(held);
+  return bytes;
 }
-const heapOurs = heapPerRouter((keys) => new CredentialRouter(keys));
-const heapBaseline = heapPerRouter((keys) => new BaselineRouter(keys));
+const keys16k = keysOf(16_384);
+const plainMemory = memoryOf(() => new CredentialRouter(keys16k));
+const scopedMemory = memoryOf(() => scopedRouter(keys16k));
 const megabytes = (bytes: number | undefined) => (bytes === undefined ? "n/a (run with --expose-gc)" : `${(bytes / 2 ** 20).toFixed(2)} MB`);
-console.log(`\nheap per 16,384-key router: ours ${megabytes(heapOurs)}, baseline ${megabytes(heapBaseline)}`);
+console.log(`\nmemory (heap and array buffers) of a 16,384-key router: ${megabytes(plainMemory)}; with 100 live scopes, each 90% cooling: ${megabytes(scopedMemory)}`);
 
 // The targets, as ratios measured in this run.
-const row = (name: string, size: number) => rows.find((r) => r.name === name && r.size === size)!;
+const time = (name: string, size: number, implementation = "ours") => rows.find((row) => row.name === name && row.size === size)!.times[implementation]!;
+const allReady = (size: number) => time("all ready, round-robin", size);
 const checks: [string, boolean][] = [
-  ["all ready, 4 keys, round-robin: >= 5x the baseline", row("all ready, round-robin", 4).baseline / row("all ready, round-robin", 4).ours >= 5],
-  ["all ready, 16,384 keys, round-robin: >= 1,000x", row("all ready, round-robin", 16_384).baseline / row("all ready, round-robin", 16_384).ours >= 1_000],
+  ...[4, 1_024, 16_384].map((size): [string, boolean] => [
+    `all-ready round-robin pick at ${size.toLocaleString("en")} keys: at least as fast as wrr-pool (${ratio(time("all ready, round-robin", size, "wrr-pool"), allReady(size))})`,
+    time("all ready, round-robin", size, "wrr-pool") / allReady(size) >= 1,
+  ]),
+  ...[1_024, 16_384].map((size): [string, boolean] => {
+    const floor = time("a clock read + an all-ready pick", size, "performance.now() + pick");
+    const cooling = time("90% cooling, strided", size);
+    return [`pick with 90% cooling at ${size.toLocaleString("en")} keys: <= 1.3x a clock read + an all-ready pick (${(cooling / floor).toFixed(2)}x)`, cooling <= 1.3 * floor];
+  }),
+  ...[4, 1_024].map((size): [string, boolean] => {
+    const factor = time("mark an error + pick", size, "wrr-pool") / time("mark an error + pick", size);
+    return [`mark + pick at ${size.toLocaleString("en")} keys: >= 4x faster than wrr-pool (${factor.toFixed(1)}x)`, factor >= 4];
+  }),
   [
-    "90% cooling at 16,384 keys: >= 500x (strided and contiguous)",
-    ["90% cooling, strided", "90% cooling, contiguous"].every((name) => row(name, 16_384).baseline / row(name, 16_384).ours >= 500),
+    `execute at 4 keys: at least as fast as cockatiel's retry (${ratio(time("execute, fn resolves at once", 4, "cockatiel"), time("execute, fn resolves at once", 4))})`,
+    time("execute, fn resolves at once", 4, "cockatiel") >= time("execute, fn resolves at once", 4),
   ],
-  ["markError + nextKey at 1,024 keys: >= 10x", row("markError + nextKey cycle", 1_024).baseline / row("markError + nextKey cycle", 1_024).ours >= 10],
-  ["every key cooling at 1,024 keys: >= 30x", row("every key cooling", 1_024).baseline / row("every key cooling", 1_024).ours >= 30],
   [
-    "flat: ours at 16,384 keys within 1.5x of ours at 1,024, every scenario",
-    rows.filter((r) => r.size === 16_384).every((big) => big.ours <= 1.5 * row(big.name, 1_024).ours),
+    `scoped pick (16,384 keys, 100 scopes, 90% cooling): within 1.5x of the unscoped pick (${(
+      time("scoped pick: 100 live scopes, each 90% cooling", 16_384) / time("scoped pick: 100 live scopes, each 90% cooling", 16_384, "unscoped, 90% cooling")
+    ).toFixed(2)}x)`,
+    time("scoped pick: 100 live scopes, each 90% cooling", 16_384) <= 1.5 * time("scoped pick: 100 live scopes, each 90% cooling", 16_384, "unscoped, 90% cooling"),
   ],
-  ["heap per 16,384-key router under 4 MB", heapOurs !== undefined && heapOurs < 4 * 2 ** 20],
-  // Not an issue's target: a guard, since one thrown-and-caught error per call once made execute 25x slower.
-  ["execute at 4 keys: >= 3x the baseline's loop", row("execute, fn resolves at once", 4).baseline / row("execute, fn resolves at once", 4).ours >= 3],
+  [`memory of that router under 16 MB (${megabytes(scopedMemory)})`, scopedMemory !== undefined && scopedMemory < 16 * 2 ** 20],
+  [
+    `fingerprint: >= 5x faster than the previous version (${ratio(time("fingerprint a key (SHA-256)", 1, "previous version"), time("fingerprint a key (SHA-256)", 1))})`,
+    time("fingerprint a key (SHA-256)", 1, "previous version") >= 5 * time("fingerprint a key (SHA-256)", 1),
+  ],
+  [`all ready, 16,384 keys, round-robin: >= 1,000x the Rust port`, time("all ready, round-robin", 16_384, "baseline") / allReady(16_384) >= 1_000],
+  [
+    "flat: ours at 16,384 keys within 1.5x of ours at 1,024, every pick scenario",
+    rows
+      .filter((row) => row.size === 16_384 && row.times.ours !== undefined && rows.some((other) => other.name === row.name && other.size === 1_024))
+      .every((row) => row.times.ours! <= 1.5 * time(row.name, 1_024)),
+  ],
 ];
 console.log("");
 for (const [name, ok] of checks) console.log(`${ok ? "PASS" : "MISS"}  ${name}`);
-for (const big of rows.filter((r) => r.size === 16_384)) {
-  const ratio = big.ours / row(big.name, 1_024).ours;
-  if (ratio > 1.5) console.log(`      ${big.name}: 16,384 keys take ${ratio.toFixed(2)}x the time of 1,024`);
-}

@@ -110,8 +110,6 @@ export interface ExecuteHost {
 
 /** The most of an error body `execute` reads. */
 const BODY_LIMIT = 65_536;
-/** What an abort of the caller's signal turns a pending attempt into. */
-const ABORTED = Symbol("aborted");
 
 /**
  * The loop behind `router.execute`: pick an untried key, call `fn`, judge the outcome, mark the key,
@@ -175,7 +173,7 @@ export async function execute<T>(
     let outcome: Outcome;
     try {
       const pending = fn(key, host.ref(index, new AttemptContext(attempt, signals)));
-      const value = await (signal === undefined ? pending : untilAbort(pending, signal));
+      const value = await untilAbort(pending, signal);
       const { status, headers } = readResponse(value);
       // The common case, kept short: a success nobody classifies.
       if (classify === undefined && (status === undefined || status < 400)) {
@@ -185,7 +183,6 @@ export async function execute<T>(
       }
       outcome = host.ref(index, { attempt, status, headers, body: undefined, type: "resolved", value });
     } catch (error) {
-      if (error === ABORTED) abandon(last, signal!.reason);
       outcome = host.ref(index, { attempt, ...readResponse(error), body: undefined, type: "rejected", error });
       // An attempt cut short by the caller's abort says nothing about the key.
       if (!outcome.status && signal?.aborted) throw signal.reason;
@@ -343,36 +340,31 @@ function read<T>(get: () => T): T | undefined {
 }
 
 /**
- * What `fn` returned, or `ABORTED` as soon as the caller's signal aborts, for an `fn` that does not
- * pass the signal on; its late result is then released.
+ * What `fn` returned (or the timer of a wait), or a rejection with the signal's reason as soon as it
+ * aborts, for an `fn` that does not pass the signal on; its late result is then released.
  */
-function untilAbort<T>(pending: T | PromiseLike<T>, signal: AbortSignal): T | Promise<T> {
-  if (typeof (pending as PromiseLike<T> | null)?.then !== "function") return pending as T;
+function untilAbort<T>(pending: T | PromiseLike<T>, signal: AbortSignal | undefined): T | Promise<T> {
+  if (signal === undefined || typeof (pending as PromiseLike<T> | null)?.then !== "function") return pending as T;
   return new Promise<T>((resolve, reject) => {
     let settled = false;
     const settle = (done: () => void) => {
       if (settled) return false;
-      settled = true;
       signal.removeEventListener("abort", onAbort);
       done();
-      return true;
+      return (settled = true);
     };
     const onAbort = () => {
-      if (settle(() => reject(ABORTED))) (pending as PromiseLike<T>).then((value) => discard(late(value)), ignore);
+      if (settle(() => reject(signal.reason))) (pending as PromiseLike<T>).then((value) => discard({ type: "resolved", value } as Outcome), ignore);
     };
     (pending as PromiseLike<T>).then(
       (value) => settle(() => resolve(value)),
       (error: unknown) => settle(() => reject(error)),
     );
-    // Aborted during fn's own synchronous part: a result fn already had wins by a microtask.
+    // Aborted already (by fn's own synchronous part, or a listener during the pick): a result fn
+    // already had wins by a microtask.
     if (signal.aborted) queueMicrotask(onAbort);
     else signal.addEventListener("abort", onAbort, { once: true });
   });
-}
-
-/** A late value as an outcome, for `discard`. */
-function late(value: unknown): Outcome {
-  return { type: "resolved", value } as Outcome;
 }
 
 /**
@@ -418,29 +410,20 @@ async function readBody(outcome: Outcome, signal: AbortSignal | undefined): Prom
   }
 }
 
+/** Whether `value` is a fetch `Response` (something with `clone` and a stream for a body). */
 function isResponse(value: unknown): value is Response {
-  return isObject(value) && read(() => typeof (value as Response).clone === "function" && isStream((value as Response).body)) === true;
+  return read(() => typeof (value as Response).clone === "function" && isStream((value as Response).body)) === true;
 }
 
+/** Whether `value` is a web or Node stream (not a parsed body). */
 function isStream(value: unknown): boolean {
-  return isObject(value) && read(() => typeof (value as ReadableStream).getReader === "function" || typeof (value as { pipe?: unknown }).pipe === "function") === true;
+  return read(() => typeof (value as ReadableStream).getReader === "function" || typeof (value as { pipe?: unknown }).pipe === "function") === true;
 }
 
 function ignore(): void {}
 
 /** Waits `ms`, or until `signal` aborts (rejecting with its reason); leaves no timer or listener. */
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    // Aborted already, by a listener during the pick: no abort event will come.
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
+  let timer: ReturnType<typeof setTimeout>;
+  return Promise.resolve(untilAbort(new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))), signal)).finally(() => clearTimeout(timer));
 }

@@ -1,7 +1,8 @@
 import { MinTree } from "./min-tree.js";
 import type { Picker } from "./strategy.js";
 
-const ABSENT = 0xffffffff;
+/** A scope's value for "not cooling". @internal */
+export const ABSENT = 0xffffffff;
 
 /**
  * The keys' states in one layer: key-wide (no `name`), or in one scope (a model, say) on top of
@@ -31,6 +32,8 @@ export class Layer {
   ready: number;
   /** When a scope was last used, for dropping the least recently used. */
   used = 0;
+  /** Whether the scope was dropped: the router holds it no more. */
+  dropped = false;
 
   constructor(
     readonly name: string | undefined,

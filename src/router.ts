@@ -4,7 +4,7 @@ import { fingerprint } from "./fingerprint.js";
 import { BLOCKED, COOLDOWN, DISABLED, READY, REASONS, STATUS_NAMES, type KeyState, type Reason } from "./key-state.js";
 import { checkDuration, resolveOptions, type CredentialRouterOptions, type ResolvedOptions } from "./options.js";
 import { checkSavedState, type SavedKeyState, type SavedState } from "./saved-state.js";
-import { Layer } from "./layer.js";
+import { ABSENT, Layer } from "./layer.js";
 import { invalid, maskKey } from "./secret.js";
 import { pickerFactory, RoundRobin, type Picker, type RoutingStrategy } from "./strategy.js";
 
@@ -462,9 +462,22 @@ export class CredentialRouter {
 
   /** `nextKey(scope)`. */
   #nextIn(name: string): string | undefined {
-    this.#settle(this.#layer(name));
-    // Expiry may have dropped the scope: then it routes as the key-wide layer.
-    const layer = this.#layer(name);
+    if (typeof name !== "string") invalid(TypeError, "scope", "a string", name);
+    const all = this.#all;
+    let layer = this.#scopes.get(name) ?? all;
+    if (layer !== all) {
+      layer.used = ++this.#tick;
+      // As #settle does, with one clock read for both layers, unless neither has a key cooling.
+      const wide = all.until.top[0]!;
+      const own = layer.until.top[0]!;
+      if (wide !== Infinity || own !== ABSENT) {
+        const now = this.#now();
+        if (wide <= now) this.#expire(all, now);
+        if (layer.base + own <= now && !layer.dropped) this.#expire(layer, now);
+      }
+      // Expiry may have dropped the scope: then it routes as the key-wide layer.
+      if (layer.dropped) layer = all;
+    } else this.#settle(all);
     const index = layer.picker.pick();
     if (index < 0) return this.#exhausted(name, layer);
     this.#picks++;
@@ -484,8 +497,9 @@ export class CredentialRouter {
   }
 
   #pickExcept(tried: ReadonlySet<number> | undefined, name: string | undefined): number {
-    this.#settle(this.#layer(name));
-    const { picker } = this.#layer(name);
+    const layer = this.#layer(name);
+    this.#settle(layer);
+    const { picker } = layer.dropped ? this.#all : layer;
     let index = picker.pick();
     if (tried === undefined || index < 0 || !tried.has(index)) return index;
     // Pass over the tried keys the strategy offers, hiding each for the rest of this pick only: the
@@ -556,7 +570,7 @@ export class CredentialRouter {
     if (this.#scopes.size >= this.#options.maxScopes) {
       let oldest: Layer | undefined;
       for (const layer of this.#scopes.values()) if (oldest === undefined || layer.used < oldest.used) oldest = layer;
-      this.#scopes.delete(oldest!.name!);
+      this.#drop(oldest!);
     }
     const all = this.#all;
     const picker = this.#newPicker();
@@ -569,12 +583,19 @@ export class CredentialRouter {
 
   /** Expires what has ended key-wide and in `layer`; returns the time it read (0 when it needed none). */
   #settle(layer: Layer): number {
-    if (this.#all.earliest === Infinity && layer.earliest === Infinity) return 0;
+    const all = this.#all;
+    if (all.earliest === Infinity && layer.earliest === Infinity) return 0;
     const now = this.#now();
-    this.#expire(this.#all, now);
+    this.#expire(all, now);
     // Expiry may have run listeners that dropped the scope: expire it only if it is still live.
-    if (layer !== this.#all && this.#scopes.get(layer.name!) === layer) this.#expire(layer, now);
+    if (layer !== all && !layer.dropped) this.#expire(layer, now);
     return now;
+  }
+
+  /** Forgets a scope: its keys are all ready again, or it is the least recently used of too many. */
+  #drop(layer: Layer): void {
+    this.#scopes.delete(layer.name!);
+    layer.dropped = true;
   }
 
   /** Expires everything that has ended, key-wide and in every scope. */
@@ -608,7 +629,7 @@ export class CredentialRouter {
         for (const scope of this.#scopes.values()) if (scope.status[index] === READY) admit(scope, index, ready);
       } else {
         if (all.status[index] === READY) admit(layer, index, ready);
-        if (layer.out === 0) this.#scopes.delete(layer.name!);
+        if (layer.out === 0) this.#drop(layer);
       }
     }
     layer.setUntil(index, status === COOLDOWN ? until : undefined, now);
@@ -662,7 +683,7 @@ export class CredentialRouter {
       const before = layer.status[member];
       if (before === READY || (before === COOLDOWN && until > layer.deadline(member))) this.#set(layer, member, COOLDOWN, now, until, reason);
     }
-    if (layer.out === 0 && layer !== this.#all) this.#scopes.delete(scope!);
+    if (layer.out === 0 && layer !== this.#all) this.#drop(layer);
     return true;
   }
 
