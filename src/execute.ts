@@ -1,7 +1,7 @@
 import { NoKeyAvailableError } from "./errors.js";
 import type { KeyRef } from "./events.js";
 import { checkCount, checkDuration, type ResolvedOptions } from "./options.js";
-import type { HeadersLike } from "./retry-after.js";
+import { property, type HeadersLike } from "./retry-after.js";
 import type { CredentialRouter } from "./router.js";
 import { invalid } from "./secret.js";
 import { defaultVerdict, preemptiveDelay, waitHint, type Verdict } from "./verdicts.js";
@@ -280,7 +280,7 @@ function judge(router: CredentialRouter, key: string, outcome: Outcome, verdict:
 
 /** A success that shows the key's budget spent: the key rests until a slot frees (see `preemptive`). */
 function coolAhead(router: CredentialRouter, key: string, headers: HeadersLike, scope: string | undefined): void {
-  const delayMs = read(() => preemptiveDelay(headers));
+  const delayMs = preemptiveDelay(headers);
   if (delayMs !== undefined) router.markErrorWithDelay(key, delayMs, { reason: "rate_limit", scope });
 }
 
@@ -289,54 +289,37 @@ function settle<T>(outcome: Outcome): T {
   return outcome.value as T;
 }
 
+/** The value of a resolved outcome, or the error of a rejected one. */
+const source = (outcome: Outcome): unknown => (outcome.type === "resolved" ? outcome.value : outcome.error);
+
 /**
  * Releases a response that `execute` moved past and nobody else will see, so that its connection
- * goes back to the pool instead of waiting for the garbage collector.
+ * goes back to the pool instead of waiting for the garbage collector: a resolved Response, or one an
+ * error carries (ky's HTTPError, ofetch's FetchError).
  */
 function discard(outcome: Outcome | undefined): void {
   // Checked before reading, not caught after: a thrown and caught error costs more than a call.
   if (outcome === undefined) return;
-  const { type } = outcome;
-  // A resolved Response, or one an error carries (ky's HTTPError, ofetch's FetchError).
-  const response = type === "resolved" ? outcome.value : isObject(outcome.error) ? read(() => (outcome.error as { response?: unknown }).response) : undefined;
-  if (!isObject(response)) return;
-  read(() => {
-    const body = (response as { body?: Partial<ReadableStream> | null }).body;
-    if (typeof body?.cancel === "function" && !body.locked) body.cancel().catch(() => {});
-  });
+  const value = source(outcome);
+  const body = property(outcome.type === "resolved" ? value : property(value, "response"), "body") as Partial<ReadableStream> | undefined;
+  if (typeof property(body, "cancel") === "function" && !body!.locked) body!.cancel!().catch(ignore);
 }
 
 /** Status and headers of a response or an error, as the common HTTP clients expose them. */
 function readResponse(value: unknown): { status: number | undefined; headers: HeadersLike | undefined } {
-  const found = isObject(value)
-    ? read(() => {
-        const { status, headers, response } = value as { status?: unknown; headers?: unknown; response?: { status?: unknown; headers?: unknown } };
-        // axios (>= 1.7) copies the status onto the error but leaves the headers on `response`.
-        if (typeof status === "number") return { status, headers: objectOr(headers) ?? objectOr(response?.headers) };
-        if (isObject(response) && typeof response.status === "number") return { status: response.status, headers: objectOr(response.headers) };
-      })
-    : undefined;
-  return found ?? NOTHING;
+  const status = property(value, "status");
+  const response = property(value, "response");
+  const inner = property(response, "status");
+  // axios (>= 1.7) copies the status onto the error but leaves the headers on `response`.
+  if (typeof status === "number") return { status, headers: objectOr(property(value, "headers")) ?? objectOr(property(response, "headers")) };
+  return typeof inner === "number" ? { status: inner, headers: objectOr(property(response, "headers")) } : NOTHING;
 }
 
 /** What `readResponse` finds on a value that is no response. */
 const NOTHING = Object.freeze({ status: undefined, headers: undefined });
 
 function objectOr(value: unknown): HeadersLike | undefined {
-  return isObject(value) ? (value as HeadersLike) : undefined;
-}
-
-function isObject(value: unknown): value is object {
-  return (typeof value === "object" && value !== null) || typeof value === "function";
-}
-
-/** Runs a read of foreign objects whose getters may throw; a throw reads as "nothing there". */
-function read<T>(get: () => T): T | undefined {
-  try {
-    return get();
-  } catch {
-    return undefined;
-  }
+  return typeof value === "object" && value !== null ? (value as HeadersLike) : undefined;
 }
 
 /**
@@ -373,20 +356,17 @@ function untilAbort<T>(pending: T | PromiseLike<T>, signal: AbortSignal | undefi
  * parsed as JSON when it is JSON. Never throws, never reads the response itself.
  */
 async function readBody(outcome: Outcome, signal: AbortSignal | undefined): Promise<unknown> {
-  const source = outcome.type === "resolved" ? outcome.value : outcome.error;
-  if (!isObject(source)) return undefined;
-  const field = (name: string, of: unknown = source): unknown => read(() => (of as Record<string, unknown>)[name]);
-  const body = field("body");
-  const response = field("response");
-  const parsed = [field("error"), isStream(body) ? undefined : body, field("data"), isObject(response) ? field("data", response) : undefined].find((found) => found != null);
+  const value = source(outcome);
+  const response = property(value, "response");
+  const body = property(value, "body");
+  const parsed = [property(value, "error"), isStream(body) ? undefined : body, property(value, "data"), property(response, "data")].find((found) => found != null);
   if (parsed !== undefined) return parsed;
-  const web = isResponse(source) ? source : isResponse(response) ? response : undefined;
+  const web = (isResponse(value) ? value : isResponse(response) ? response : undefined) as Response | undefined;
   if (web === undefined || signal?.aborted) return undefined;
   let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   const stop = () => void reader?.cancel().catch(ignore);
   try {
-    reader = web.clone().body?.getReader();
-    if (reader === undefined) return undefined;
+    reader = web.clone().body!.getReader();
     signal?.addEventListener("abort", stop, { once: true });
     const bytes = new Uint8Array(BODY_LIMIT);
     let length = 0;
@@ -399,7 +379,7 @@ async function readBody(outcome: Outcome, signal: AbortSignal | undefined): Prom
     try {
       return JSON.parse(text);
     } catch {
-      return text === "" ? undefined : text;
+      return text || undefined;
     }
   } catch {
     // Used already, locked, or broken off: no body.
@@ -411,14 +391,10 @@ async function readBody(outcome: Outcome, signal: AbortSignal | undefined): Prom
 }
 
 /** Whether `value` is a fetch `Response` (something with `clone` and a stream for a body). */
-function isResponse(value: unknown): value is Response {
-  return read(() => typeof (value as Response).clone === "function" && isStream((value as Response).body)) === true;
-}
+const isResponse = (value: unknown): boolean => typeof property(value, "clone") === "function" && isStream(property(value, "body"));
 
 /** Whether `value` is a web or Node stream (not a parsed body). */
-function isStream(value: unknown): boolean {
-  return read(() => typeof (value as ReadableStream).getReader === "function" || typeof (value as { pipe?: unknown }).pipe === "function") === true;
-}
+const isStream = (value: unknown): boolean => typeof property(value, "getReader") === "function" || typeof property(value, "pipe") === "function";
 
 function ignore(): void {}
 

@@ -20,24 +20,22 @@ export function fingerprint(key: string): string {
   bytes.fill(0, length, padded);
   bytes[length] = 0x80;
   // The message length in bits, big-endian (keys are far shorter than 2^32 bits).
-  const bits = length * 8;
-  bytes[padded - 4] = bits >>> 24;
-  bytes[padded - 3] = bits >>> 16;
-  bytes[padded - 2] = bits >>> 8;
-  bytes[padded - 1] = bits;
+  for (let at = 1; at < 5; at++) bytes[padded - at] = (length * 8) >>> (8 * at - 8);
   const w = schedule;
-  let h0 = INITIAL[0]!, h1 = INITIAL[1]!, h2 = INITIAL[2]!, h3 = INITIAL[3]!, h4 = INITIAL[4]!, h5 = INITIAL[5]!, h6 = INITIAL[6]!, h7 = INITIAL[7]!;
+  const hash = state.fill(0).map((_, at) => INITIAL[at]!);
   for (let block = 0; block < padded; block += 64) {
-    for (let t = 0, at = block; t < 16; t++, at += 4) w[t] = (bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!;
-    for (let t = 16; t < 64; t++) {
-      const a = w[t - 15]!;
-      const b = w[t - 2]!;
-      w[t] = (((a >>> 7) | (a << 25)) ^ ((a >>> 18) | (a << 14)) ^ (a >>> 3)) + w[t - 16]! + (((b >>> 17) | (b << 15)) ^ ((b >>> 19) | (b << 13)) ^ (b >>> 10)) + w[t - 7]!;
-    }
-    let a = h0, b = h1, c = h2, d = h3, e = h4, f = h5, g = h6, h = h7;
     for (let t = 0; t < 64; t++) {
-      const t1 = (h + (((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7))) + ((e & f) ^ (~e & g)) + ROUND[t]! + w[t]!) | 0;
-      const t2 = ((((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10))) + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+      const x = w[t - 15]!;
+      const y = w[t - 2]!;
+      const at = block + 4 * t;
+      w[t] =
+        t < 16
+          ? (bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!
+          : (rotate(x, 7) ^ rotate(x, 18) ^ (x >>> 3)) + w[t - 16]! + (rotate(y, 17) ^ rotate(y, 19) ^ (y >>> 10)) + w[t - 7]!;
+    }
+    let a = hash[0]!, b = hash[1]!, c = hash[2]!, d = hash[3]!, e = hash[4]!, f = hash[5]!, g = hash[6]!, h = hash[7]!;
+    for (let t = 0; t < 64; t++) {
+      const t1 = (h + (rotate(e, 6) ^ rotate(e, 11) ^ rotate(e, 25)) + ((e & f) ^ (~e & g)) + ROUND[t]! + w[t]!) | 0;
       h = g;
       g = f;
       f = e;
@@ -45,28 +43,30 @@ export function fingerprint(key: string): string {
       d = c;
       c = b;
       b = a;
-      a = (t1 + t2) | 0;
+      a = (t1 + (rotate(b, 2) ^ rotate(b, 13) ^ rotate(b, 22)) + ((b & c) ^ (b & d) ^ (c & d))) | 0;
     }
-    h0 = (h0 + a) | 0;
-    h1 = (h1 + b) | 0;
-    h2 = (h2 + c) | 0;
-    h3 = (h3 + d) | 0;
-    h4 = (h4 + e) | 0;
-    h5 = (h5 + f) | 0;
-    h6 = (h6 + g) | 0;
-    h7 = (h7 + h) | 0;
+    hash[0]! += a;
+    hash[1]! += b;
+    hash[2]! += c;
+    hash[3]! += d;
+    hash[4]! += e;
+    hash[5]! += f;
+    hash[6]! += g;
+    hash[7]! += h;
   }
-  return hex(h0) + hex(h1) + hex(h2) + hex(h3) + hex(h4) + hex(h5) + hex(h6) + hex(h7);
+  let hex = "";
+  for (const word of hash) for (let shift = 24; shift >= 0; shift -= 8) hex += HEX[(word >>> shift) & 255]!;
+  return hex;
 }
 
-/** A 32-bit word as 8 hex digits. */
-const hex = (word: number): string => HEX[word >>> 24]! + HEX[(word >>> 16) & 255]! + HEX[(word >>> 8) & 255]! + HEX[word & 255]!;
+const rotate = (word: number, bits: number): number => (word >>> bits) | (word << (32 - bits));
 const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
 
 const encoder = new TextEncoder();
 /** Reused between calls: the message, padded, and the 64-word schedule. */
 let bytes = new Uint8Array(256);
 const schedule = new Int32Array(64);
+const state = new Int32Array(8);
 
 /**
  * SHA-256's constants, derived as the standard defines them: the first 32 bits of the fractional

@@ -1,5 +1,5 @@
 import { checkSavedState, type SavedState } from "./saved-state.js";
-import { invalid } from "./secret.js";
+import { copyList, invalid } from "./secret.js";
 import { copyStrategy, type RoutingStrategy } from "./strategy.js";
 
 /** Options of {@link CredentialRouter}. All are optional. */
@@ -138,12 +138,6 @@ export function resolveOptions(options: CredentialRouterOptions = {}, size: numb
   checkDuration("maxRetryAfterMs", maxRetryAfterMs);
   if (maxRetry !== undefined) checkCount("maxRetry", maxRetry);
   if (typeof now !== "function") invalid(TypeError, "now", "a function returning milliseconds", now);
-  if (labels !== undefined) {
-    if (!Array.isArray(labels) || labels.length !== size) invalid(TypeError, "labels", `an array of ${size}`, labels);
-    for (let index = 0; index < size; index++) {
-      if (typeof labels[index] !== "string") invalid(TypeError, `labels[${index}]`, "a string", labels[index]);
-    }
-  }
   checkDuration("quotaCooldownMs", quotaCooldownMs);
   checkCount("serverFaultThreshold", serverFaultThreshold);
   checkCount("maxScopes", maxScopes);
@@ -153,27 +147,17 @@ export function resolveOptions(options: CredentialRouterOptions = {}, size: numb
     cooldownMs,
     maxCooldownMs,
     maxRetryAfterMs,
-    labels: labels && Object.freeze([...labels]),
+    labels: labels === undefined ? labels : copyList<string>("labels", labels, size, (label) => typeof label !== "string" && [TypeError, "a string"]),
     initialState,
     strategy: copyStrategy(strategy, size),
     maxRetry,
     quotaCooldownMs,
     serverFaultThreshold,
-    groups: groups === undefined ? undefined : copyGroups(groups, size),
+    groups: groups === undefined ? groups : copyList<string | undefined>("groups", groups, size, (group) => group !== undefined && typeof group !== "string" && [TypeError, "a string or undefined"]),
     maxScopes,
     preemptive,
     now: now === performanceNow ? now : finiteClock(now),
   };
-}
-
-/** Checks the `groups` option and returns a frozen copy. */
-function copyGroups(groups: unknown, size: number): readonly (string | undefined)[] {
-  if (!Array.isArray(groups) || groups.length !== size) invalid(TypeError, "groups", `an array of ${size}`, groups);
-  for (let index = 0; index < size; index++) {
-    const group: unknown = groups[index];
-    if (group !== undefined && typeof group !== "string") invalid(TypeError, `groups[${index}]`, "a string or undefined", group);
-  }
-  return Object.freeze([...(groups as (string | undefined)[])]);
 }
 
 /**

@@ -4,7 +4,7 @@ import { fingerprint } from "./fingerprint.js";
 import { BLOCKED, COOLDOWN, DISABLED, READY, REASONS, STATUS_NAMES, type KeyState, type Reason } from "./key-state.js";
 import { checkDuration, resolveOptions, type CredentialRouterOptions, type ResolvedOptions } from "./options.js";
 import { checkSavedState, type SavedKeyState, type SavedState } from "./saved-state.js";
-import { ABSENT, Layer } from "./layer.js";
+import { Layer } from "./layer.js";
 import { invalid, maskKey } from "./secret.js";
 import { pickerFactory, RoundRobin, type Picker, type RoutingStrategy } from "./strategy.js";
 
@@ -66,13 +66,6 @@ export interface KeySnapshot extends KeyRef {
   group?: string;
   /** Each scope in which the key is out, whatever its key-wide state. */
   scopes: ScopeSnapshot[];
-}
-
-/** Marks' options once read: the reason's code, the scope's name, whether a cooldown spreads. */
-interface Mark {
-  reason: number;
-  scope: string | undefined;
-  spread: boolean;
 }
 
 /** No keys tried. */
@@ -236,7 +229,7 @@ export class CredentialRouter {
    * @throws TypeError when an option is of the wrong kind.
    */
   markError(key: string, options?: CooldownOptions): boolean {
-    return this.#coolDown(key, undefined, options);
+    return this.#mark(key, COOLDOWN, undefined, options);
   }
 
   /**
@@ -249,7 +242,7 @@ export class CredentialRouter {
    */
   markErrorWithDelay(key: string, delayMs: number, options?: CooldownOptions): boolean {
     checkDuration("delayMs", delayMs);
-    return this.#coolDown(key, Math.min(delayMs, this.#options.maxRetryAfterMs), options);
+    return this.#mark(key, COOLDOWN, Math.min(delayMs, this.#options.maxRetryAfterMs), options);
   }
 
   /**
@@ -259,7 +252,7 @@ export class CredentialRouter {
    * @returns `true` for a known key, `false` (and no change) for an unknown one.
    */
   markBlocked(key: string, options?: MarkOptions): boolean {
-    return this.#raise(key, BLOCKED, options);
+    return this.#mark(key, BLOCKED, undefined, options);
   }
 
   /**
@@ -268,7 +261,7 @@ export class CredentialRouter {
    * @returns `true` for a known key, `false` (and no change) for an unknown one.
    */
   markDisabled(key: string, options?: MarkOptions): boolean {
-    return this.#raise(key, DISABLED, options);
+    return this.#mark(key, DISABLED, undefined, options);
   }
 
   /**
@@ -462,22 +455,10 @@ export class CredentialRouter {
 
   /** `nextKey(scope)`. */
   #nextIn(name: string): string | undefined {
-    if (typeof name !== "string") invalid(TypeError, "scope", "a string", name);
-    const all = this.#all;
-    let layer = this.#scopes.get(name) ?? all;
-    if (layer !== all) {
-      layer.used = ++this.#tick;
-      // As #settle does, with one clock read for both layers, unless neither has a key cooling.
-      const wide = all.until.top[0]!;
-      const own = layer.until.top[0]!;
-      if (wide !== Infinity || own !== ABSENT) {
-        const now = this.#now();
-        if (wide <= now) this.#expire(all, now);
-        if (layer.base + own <= now && !layer.dropped) this.#expire(layer, now);
-      }
-      // Expiry may have dropped the scope: then it routes as the key-wide layer.
-      if (layer.dropped) layer = all;
-    } else this.#settle(all);
+    let layer = this.#layer(name);
+    this.#settle(layer);
+    // Expiry may have dropped the scope: then it routes as the key-wide layer.
+    if (layer.dropped) layer = this.#all;
     const index = layer.picker.pick();
     if (index < 0) return this.#exhausted(name, layer);
     this.#picks++;
@@ -584,11 +565,13 @@ export class CredentialRouter {
   /** Expires what has ended key-wide and in `layer`; returns the time it read (0 when it needed none). */
   #settle(layer: Layer): number {
     const all = this.#all;
-    if (all.earliest === Infinity && layer.earliest === Infinity) return 0;
+    const wide = all.earliest;
+    const own = layer.earliest;
+    if (wide === Infinity && own === Infinity) return 0;
     const now = this.#now();
-    this.#expire(all, now);
+    if (wide <= now) this.#expire(all, now);
     // Expiry may have run listeners that dropped the scope: expire it only if it is still live.
-    if (layer !== all && !layer.dropped) this.#expire(layer, now);
+    if (own <= now && !layer.dropped) this.#expire(layer, now);
     return now;
   }
 
@@ -644,15 +627,6 @@ export class CredentialRouter {
     }
   }
 
-  /** Reads a mark's options; throws for a bad one before anything changes. */
-  #mark(options: CooldownOptions | undefined): Mark {
-    const scope = scopeOf(options);
-    const reason = this.#reasonCode(options?.reason, "reason");
-    const group = options?.group;
-    if (group !== undefined && typeof group !== "boolean") invalid(TypeError, "group", "a boolean", group);
-    return { reason, scope, spread: group ?? (reason === RATE_LIMIT || reason === QUOTA) };
-  }
-
   /** The code of a reason, made the first time the reason is seen; 0 (`"manual"`) for `undefined`. */
   #reasonCode(reason: unknown, name: string): number {
     if (reason === undefined) return 0;
@@ -665,34 +639,37 @@ export class CredentialRouter {
     return code;
   }
 
-  /** Cools the key down for `delayMs`, or for its escalating default when that is `undefined`. */
-  #coolDown(key: string, delayMs: number | undefined, options: CooldownOptions | undefined): boolean {
-    const { reason, scope, spread } = this.#mark(options);
+  /**
+   * The marks: raises the key to `status` or, for `COOLDOWN`, cools it down for `delayMs` (its
+   * escalating default when `undefined`), spreading to its group when the options say so. Bad
+   * options throw before anything changes.
+   */
+  #mark(key: string, status: number, delayMs: number | undefined, options: CooldownOptions | undefined): boolean {
+    const scope = scopeOf(options);
+    const reason = this.#reasonCode(options?.reason, "reason");
+    const group = options?.group;
+    if (group !== undefined && typeof group !== "boolean") invalid(TypeError, "group", "a boolean", group);
     const index = this.#indexOf.get(key);
     if (index === undefined) return false;
-    // A window that has run out is over: this mark opens a new one rather than extending it. Expiry
+    // A window that has run out is over: a cooldown opens a new one rather than extending it. Expiry
     // comes first, as its events may run listeners that mark this very key (or drop the scope).
-    const now = this.#settle(this.#layer(scope)) || this.#now();
+    let now = this.#settle(this.#layer(scope));
     const layer = this.#scope(scope, now);
+    if (status !== COOLDOWN) {
+      if (layer.status[index]! < status) this.#set(layer, index, status, now, 0, reason);
+      return true;
+    }
+    now ||= this.#now();
     if (layer.status[index] === READY) this.#failures[index]!++;
     // At least one window: a success while this one runs ends the run, not this cooldown.
     const { cooldownMs, maxCooldownMs } = this.#options;
     delayMs ??= Math.min(cooldownMs * 2 ** Math.min(Math.max(this.#failures[index]!, 1) - 1, 1023), maxCooldownMs);
     const until = now + delayMs;
+    const spread = group ?? (reason === RATE_LIMIT || reason === QUOTA);
     for (const member of (spread && this.#members[index]) || [index]) {
       const before = layer.status[member];
       if (before === READY || (before === COOLDOWN && until > layer.deadline(member))) this.#set(layer, member, COOLDOWN, now, until, reason);
     }
-    if (layer.out === 0 && layer !== this.#all) this.#drop(layer);
-    return true;
-  }
-
-  #raise(key: string, status: typeof BLOCKED | typeof DISABLED, options: MarkOptions | undefined): boolean {
-    const { reason, scope } = this.#mark(options);
-    const index = this.#indexOf.get(key);
-    if (index === undefined) return false;
-    const layer = this.#scope(scope, 0);
-    if (layer.status[index]! < status) this.#set(layer, index, status, 0, 0, reason);
     return true;
   }
 

@@ -25,3 +25,24 @@ export function describe(value: unknown): string {
 export function invalid(kind: new (message: string) => Error, name: string, expected: string, value: unknown): never {
   throw new kind(`${name} must be ${expected}, received ${describe(value)}`);
 }
+
+/** What `copyList` is told of a bad entry: the error to throw and what was expected; nothing when it is good. */
+type Problem = readonly [kind: new (message: string) => Error, expected: string] | false | undefined;
+
+/**
+ * Checks an option that holds one entry per key (labels, groups, weights, tiers) and returns a frozen
+ * copy; a message names the entry's index.
+ * @internal
+ */
+export function copyList<T>(name: string, list: unknown, size: number, check: (value: unknown) => Problem): readonly T[] {
+  if (!Array.isArray(list) || list.length !== size) invalid(TypeError, name, `an array of ${size}`, list);
+  for (let index = 0; index < size; index++) {
+    const problem = check(list[index]);
+    if (problem) invalid(problem[0], `${name}[${index}]`, problem[1], list[index]);
+  }
+  return Object.freeze([...list]) as readonly T[];
+}
+
+/** A number check for `copyList`: a `TypeError` for a non-number, a `RangeError` when `valid` says no. */
+export const numberIn = (valid: (value: number) => boolean, expected: string) => (value: unknown): Problem =>
+  typeof value !== "number" ? [TypeError, "a number"] : !valid(value) && [RangeError, expected];

@@ -1,6 +1,6 @@
 import { addMember, deleteMember, fullBitset, nextMember, type Bitset } from "./bitset.js";
 import { MinTree } from "./min-tree.js";
-import { invalid } from "./secret.js";
+import { copyList, invalid, numberIn } from "./secret.js";
 
 /**
  * How the router chooses among the keys that are ready. Every pick costs O(1), or O(log n) for
@@ -77,25 +77,14 @@ export function copyStrategy(strategy: unknown, size: number): RoutingStrategy {
     case "fill-first":
       return Object.freeze({ type });
     case "weighted":
-      return Object.freeze({ type, weights: copyNumbers("weights", weights, size, (weight) => weight > 0 && weight < Infinity, "a finite number > 0") });
+      return Object.freeze({ type, weights: copyList<number>("strategy.weights", weights, size, numberIn((weight) => weight > 0 && weight < Infinity, "a finite number > 0")) });
     case "priority":
-      return Object.freeze({ type, tiers: copyNumbers("tiers", tiers, size, Number.isSafeInteger, "an integer") });
+      return Object.freeze({ type, tiers: copyList<number>("strategy.tiers", tiers, size, numberIn(Number.isSafeInteger, "an integer")) });
     case "random":
       if (random !== undefined && typeof random !== "function") invalid(TypeError, "strategy.random", "a function", random);
       return Object.freeze(random ? { type, random: random as () => number } : { type });
   }
   return invalid(TypeError, "strategy.type", '"round-robin", "fill-first", "weighted", "priority" or "random"', type);
-}
-
-function copyNumbers(name: string, list: unknown, size: number, valid: (value: number) => boolean, what: string): readonly number[] {
-  name = `strategy.${name}`;
-  if (!Array.isArray(list) || list.length !== size) invalid(TypeError, name, `an array of ${size}`, list);
-  for (let index = 0; index < size; index++) {
-    const value: unknown = (list as unknown[])[index];
-    if (typeof value !== "number") invalid(TypeError, `${name}[${index}]`, "a number", value);
-    if (!valid(value)) invalid(RangeError, `${name}[${index}]`, what, value);
-  }
-  return Object.freeze([...(list as number[])]);
 }
 
 /**

@@ -148,6 +148,7 @@ class ReferenceRouter {
   raise(key: string, status: "blocked" | "disabled", { scope, reason = "manual" }: Mark): boolean {
     const index = this.keys.indexOf(key);
     if (index === -1) return false;
+    this.settle(scope);
     const layer = this.open(scope);
     if (SEVERITY.indexOf(layer.status[index]!) < SEVERITY.indexOf(status)) {
       layer.status[index] = status;
