@@ -105,6 +105,9 @@ function parseRfc3339(text: string): number {
  * @internal
  */
 export function property(value: unknown, key: PropertyKey): unknown {
+  // Checked, not caught: a thrown and caught error costs microseconds, and no value is the common case
+  // (a Response has no `response`, a missing header reads as null).
+  if (value == null) return undefined;
   try {
     return (value as Record<PropertyKey, unknown>)[key];
   } catch {
@@ -127,14 +130,17 @@ function text(value: unknown): string {
  */
 export function headerReader(headers: unknown): (name: string) => string {
   const get = property(headers, "get");
+  // A record's names in lower case, made once, the first time a name is not found as it is.
+  let lower: Record<string, unknown> | undefined;
   return (name) => {
     try {
+      const record = headers as Record<string, unknown>;
       return text(
         typeof get == "function"
           ? get.call(headers, name)
-          : (headers as Record<string, unknown>)[
-              Object.keys(headers as object).find((key) => key.toLowerCase() == name) ?? ""
-            ],
+          : Object.hasOwn(record, name)
+            ? record[name]
+            : (lower ??= Object.fromEntries(Object.keys(record).map((key) => [key.toLowerCase(), record[key]])))[name],
       );
     } catch {
       // A throwing get or getter, or no object at all: no such header.
@@ -152,9 +158,10 @@ export function headerReader(headers: unknown): (name: string) => string {
 export function headerHints(headers: unknown, now?: number): [retryAfterMs: number | undefined, windowMs: number | undefined] {
   const read = headerReader(headers);
   const clientNow = Number.isFinite(now) ? now! : Date.now();
-  // The server's own clock, so that its absolute times mean the same to us whatever our clock says.
-  const serverNow = parseHttpDate(read("date"), clientNow) || clientNow;
-  const untilTime = (time: number) => delay(Math.max(0, time - serverNow));
+  // The server's own clock, so that its absolute times mean the same to us whatever our clock says:
+  // read only for an absolute time, which few responses carry.
+  let serverNow: number | undefined;
+  const untilTime = (time: number) => delay(Math.max(0, time - (serverNow ??= parseHttpDate(read("date"), clientNow) || clientNow)));
   const retryAfter = read("retry-after");
   const seconds = SECONDS.exec(retryAfter);
   let windowMs: number | undefined;
@@ -171,7 +178,9 @@ export function headerHints(headers: unknown, now?: number): [retryAfterMs: numb
     "anthropic-ratelimit-output-tokens-reset",
     "ratelimit-reset",
   ]) {
-    if (decimal(read(name.replace("reset", "remaining")), "s") !== 0) continue;
+    // Most responses have budget left: a remaining that does not start with 0 is not 0.
+    const remaining = read(name.replace("reset", "remaining"));
+    if (remaining[0] != "0" || decimal(remaining, "s") !== 0) continue;
     const reset = read(name);
     const resetMs = name[0] == "r" ? decimal(reset, "s") : name[0] == "x" ? parseDuration(reset) : untilTime(parseRfc3339(reset));
     // A plain number (read in "ms", that is as it is); a limit of 0 or none leaves the whole reset.
@@ -181,7 +190,7 @@ export function headerHints(headers: unknown, now?: number): [retryAfterMs: numb
   return [
     decimal(read("retry-after-ms"), "ms") ??
       decimal(read("x-ms-retry-after-ms"), "ms") ??
-      (seconds ? delay(+seconds[1]! * 1e3) : untilTime(parseHttpDate(retryAfter, serverNow))),
+      (seconds ? delay(+seconds[1]! * 1e3) : retryAfter ? untilTime(parseHttpDate(retryAfter, (serverNow ??= parseHttpDate(read("date"), clientNow) || clientNow))) : undefined),
     windowMs,
   ];
 }
