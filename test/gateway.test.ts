@@ -1,10 +1,16 @@
 import { request } from "node:http";
 import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { main, parseKeysFile, startGateway, type Gateway, type GatewayOptions } from "../examples/gateway.js";
 import { startMockUpstream, type MockUpstream, type MockUpstreamOptions } from "../examples/mock-upstream.js";
 import { CredentialRouter, fingerprint } from "../src/index.js";
 import { manualClock } from "./helpers/fixtures.js";
+
+// Each test starts its own upstream and gateway, so that it passes alone and in any order. Waits for
+// an event are bounded by this, which a loaded machine never comes near.
+vi.setConfig({ testTimeout: 30_000, hookTimeout: 30_000 });
+/** How long `vi.waitFor` may poll for something that happens within milliseconds on an idle machine. */
+const EVENTUALLY = { timeout: 20_000, interval: 5 };
 
 const TOKEN = "gateway-client-token-0123456789";
 const KEY_A = "sk-test-AAAA1111bbbb2222cccc";
@@ -13,18 +19,41 @@ const KEY_C = "sk-test-CCCC5555ffff6666gggg";
 const REVOKED = "sk-test-REVOKED777hhhh8888";
 const SECRETS = [KEY_A, KEY_B, KEY_C, REVOKED, TOKEN];
 
-/** A clock the test moves by hand: the mock's rate-limit windows run on it. */
-/** Every server a test starts, closed in afterAll. */
+/** Every server the current test started, closed after it. */
 const running: Array<{ close(): Promise<void> }> = [];
-afterAll(async () => {
+afterEach(async () => {
   await Promise.all(running.splice(0).map((server) => server.close()));
 });
+
+/** Log lines as they arrive, and a way to wait for one. */
+class Logs {
+  readonly lines: string[] = [];
+  #waiting: Array<{ matches: (line: string) => boolean; resolve: (line: string) => void }> = [];
+
+  readonly push = (line: string): void => {
+    this.lines.push(line);
+    for (const waiter of this.#waiting.filter(({ matches }) => matches(line))) {
+      this.#waiting.splice(this.#waiting.indexOf(waiter), 1);
+      waiter.resolve(line);
+    }
+  };
+
+  /** The first line (logged already or to come) that `matches`. */
+  line(matches: (line: string) => boolean): Promise<string> {
+    const found = this.lines.find(matches);
+    return found !== undefined ? Promise.resolve(found) : new Promise((resolve) => this.#waiting.push({ matches, resolve }));
+  }
+
+  text(): string {
+    return this.lines.join("\n");
+  }
+}
 
 /** A mock upstream (no random errors, no delays unless asked) and a gateway in front of it. */
 async function setup(
   upstreamOptions: Partial<MockUpstreamOptions> = {},
   gatewayOptions: Partial<GatewayOptions> = {},
-): Promise<{ upstream: MockUpstream; gateway: Gateway; logs: string[] }> {
+): Promise<{ upstream: MockUpstream; gateway: Gateway; logs: Logs }> {
   const upstream = await startMockUpstream({
     keys: [KEY_A, KEY_B, KEY_C],
     revokedKeys: [REVOKED],
@@ -35,12 +64,12 @@ async function setup(
     ...upstreamOptions,
   });
   running.push(upstream);
-  const logs: string[] = [];
+  const logs = new Logs();
   const options: GatewayOptions = {
     upstream: upstream.url,
     keys: [KEY_A, KEY_B, KEY_C],
     clientToken: TOKEN,
-    log: (line) => logs.push(line),
+    log: logs.push,
     ...gatewayOptions,
   };
   // The first ready key, always: each test knows which key a request goes to.
@@ -48,6 +77,27 @@ async function setup(
   const gateway = await startGateway(options);
   running.push(gateway);
   return { upstream, gateway, logs };
+}
+
+/**
+ * Mock options that hold a stream before its content chunk `index` until `release()`; `reached`
+ * resolves when a stream gets there.
+ */
+function holdStream(index = 1) {
+  let reached!: () => void;
+  const hold = {
+    reached: new Promise<void>((resolve) => (reached = resolve)),
+    release: () => {},
+    options: {
+      beforeChunk: async (at: number) => {
+        if (at !== index) return;
+        const released = new Promise<void>((resolve) => (hold.release = resolve));
+        reached();
+        await released;
+      },
+    } satisfies Partial<MockUpstreamOptions>,
+  };
+  return hold;
 }
 
 function chat(
@@ -78,14 +128,8 @@ function expectNoSecret(text: string) {
 }
 
 describe("gateway: client token", () => {
-  let upstream: MockUpstream;
-  let gateway: Gateway;
-  let logs: string[];
-  beforeAll(async () => {
-    ({ upstream, gateway, logs } = await setup());
-  });
-
   it("answers 401 without a token, with a wrong one, or with another scheme, and never calls the upstream", async () => {
+    const { upstream, gateway, logs } = await setup();
     const attempts = [
       chat(gateway, undefined, null),
       chat(gateway, undefined, "wrong-token"),
@@ -102,34 +146,33 @@ describe("gateway: client token", () => {
       expect(body.error.code).toBe("invalid_gateway_token");
     }
     expect(upstream.stats().total.requests).toBe(0);
-    expectNoSecret(logs.join("\n"));
+    expectNoSecret(logs.text());
   });
 
   it("lets the right token through, whatever the case of the scheme", async () => {
+    const { upstream, gateway } = await setup();
     const response = await fetch(`${gateway.url}/v1/models`, { headers: { authorization: `bearer ${TOKEN}` } });
     expect(response.status).toBe(200);
     expect(upstream.stats().total.requests).toBe(1);
   });
 
   it("answers 404 outside /v1 and /keys, and does not let dot segments leave /v1", async () => {
-    const before = upstream.stats().total.requests;
+    const { upstream, gateway } = await setup();
     expect(await rawGet(gateway.url, "/v1/../admin")).toBe(404);
     expect(await rawGet(gateway.url, "/v1/%2e%2e/admin")).toBe(404);
     expect(await rawGet(gateway.url, "/")).toBe(404);
-    expect(upstream.stats().total.requests).toBe(before);
+    expect(upstream.stats().total.requests).toBe(0);
   });
 });
 
 describe("gateway: with the official OpenAI SDK as the client", () => {
-  let upstream: MockUpstream;
-  let gateway: Gateway;
-  let client: OpenAI;
-  beforeAll(async () => {
-    ({ upstream, gateway } = await setup());
-    client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: TOKEN, maxRetries: 0 });
-  });
+  async function start() {
+    const { upstream, gateway } = await setup();
+    return { upstream, client: new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: TOKEN, maxRetries: 0 }) };
+  }
 
   it("gets a chat completion", async () => {
+    const { upstream, client } = await start();
     const completion = await client.chat.completions.create({ model: "mock-model", messages: [{ role: "user", content: "hello gateway" }] });
     expect(completion.choices[0]!.message.content).toBe("You said: hello gateway");
     // The upstream saw the key, not the client's token.
@@ -138,6 +181,7 @@ describe("gateway: with the official OpenAI SDK as the client", () => {
   });
 
   it("streams a chat completion: several chunks that join into the answer", async () => {
+    const { upstream, client } = await start();
     const stream = await client.chat.completions.create({
       model: "mock-model",
       messages: [{ role: "user", content: "stream this to me please" }],
@@ -151,6 +195,7 @@ describe("gateway: with the official OpenAI SDK as the client", () => {
   });
 
   it("raises the SDK's APIError with the upstream's status for a request the upstream refuses", async () => {
+    const { client } = await start();
     const error = await client.chat.completions.create({ model: "m", messages: "nope" as never }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(OpenAI.BadRequestError);
   });
@@ -207,7 +252,7 @@ describe("gateway: rate limits", () => {
     const body = (await busy.json()) as { error: { code: string; message: string } };
     expect(body.error.code).toBe("no_key_available");
     expect(upstream.stats().total.requests).toBe(before + 1);
-    expectNoSecret(JSON.stringify(body) + logs.join("\n"));
+    expectNoSecret(JSON.stringify(body) + logs.text());
   });
 });
 
@@ -253,7 +298,8 @@ describe("gateway: waiting for a key (maxWaitMs)", () => {
     const before = upstream.stats().total.requests;
     controller.abort();
     expect(await waiting).toBeInstanceOf(Error);
-    await vi.waitFor(() => expect(logs.some((line) => line.includes(" 499 "))).toBe(true));
+    // The gateway notices the client left (and logs a 499) without a further upstream call.
+    await logs.line((line) => line.includes(" 499 "));
     expect(upstream.stats().total.requests).toBe(before);
   });
 });
@@ -273,8 +319,8 @@ describe("gateway: revoked keys", () => {
     expect(next.headers.get("x-gateway-attempts")).toBe("1");
     await next.text();
     expect(upstream.stats().byKey.get(REVOKED)).toMatchObject({ requests: 1 });
-    expect(logs.some((line) => line.includes("blocked"))).toBe(true);
-    expectNoSecret(logs.join("\n"));
+    expect(logs.lines.some((line) => line.includes("blocked"))).toBe(true);
+    expectNoSecret(logs.text());
   });
 
   it("answers 503 with the blockedRetryAfterMs Retry-After once every key is blocked", async () => {
@@ -321,23 +367,9 @@ describe("gateway: GET /keys", () => {
 });
 
 describe("gateway: streaming", () => {
-  /** Holds the mock's stream before its second content chunk until the test lets it go. */
-  let release: () => void = () => {};
-  let held = false;
-  let upstream: MockUpstream;
-  let gateway: Gateway;
-  beforeAll(async () => {
-    ({ upstream, gateway } = await setup({
-      beforeChunk: async (index) => {
-        if (index !== 1) return;
-        held = true;
-        await new Promise<void>((resolve) => (release = resolve));
-        held = false;
-      },
-    }));
-  });
-
   it("passes each chunk on as it arrives: the first reaches the client while the upstream is still held", async () => {
+    const hold = holdStream(1);
+    const { upstream, gateway } = await setup(hold.options);
     const response = await chat(gateway, { model: "m", stream: true, messages: [{ role: "user", content: "alpha beta gamma" }] });
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toMatch(/^text\/event-stream/);
@@ -351,11 +383,11 @@ describe("gateway: streaming", () => {
       expect(done).toBe(false);
       text += decoder.decode(value, { stream: true });
     }
-    expect(held).toBe(true);
+    await hold.reached;
     expect(text).not.toContain("[DONE]");
     expect(upstream.stats().total.streamsCompleted).toBe(0);
 
-    release();
+    hold.release();
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
@@ -366,13 +398,15 @@ describe("gateway: streaming", () => {
   });
 
   it("cancels the upstream stream when the client goes away", async () => {
+    const hold = holdStream(1);
+    const { upstream, gateway } = await setup(hold.options);
     const response = await chat(gateway, { model: "m", stream: true, messages: [{ role: "user", content: "one two three" }] });
     const reader = response.body!.getReader();
-    await vi.waitFor(() => expect(held).toBe(true));
+    await hold.reached;
     await reader.cancel();
-    await vi.waitFor(() => expect(upstream.stats().total.streamsAborted).toBe(1));
-    release();
-    expect(upstream.stats().total.streamsCompleted).toBe(1);
+    // The mock counts the abort when its response closes, a moment after the gateway let go.
+    await vi.waitFor(() => expect(upstream.stats().total.streamsAborted).toBe(1), EVENTUALLY);
+    hold.release();
   });
 });
 
