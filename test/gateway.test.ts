@@ -1,8 +1,9 @@
-import { request } from "node:http";
+import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import OpenAI from "openai";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { main, parseKeysFile, startGateway, type Gateway, type GatewayOptions } from "../examples/gateway.js";
 import { startMockUpstream, type MockUpstream, type MockUpstreamOptions } from "../examples/mock-upstream.js";
+import { listen } from "../examples/program.js";
 import { CredentialRouter, fingerprint } from "../src/index.js";
 import { manualClock } from "./helpers/fixtures.js";
 
@@ -70,6 +71,7 @@ async function setup(
     keys: [KEY_A, KEY_B, KEY_C],
     clientToken: TOKEN,
     log: logs.push,
+    logRequests: true,
     ...gatewayOptions,
   };
   // The first ready key, always: each test knows which key a request goes to.
@@ -120,6 +122,46 @@ function rawGet(url: string, path: string): Promise<number> {
     });
     outgoing.on("error", reject);
     outgoing.end();
+  });
+}
+
+/**
+ * An upstream of the test's own making, for what the mock does not do (hang, set cookies, echo the
+ * key); it records the headers of each request it gets.
+ */
+async function startFakeUpstream(handle: (request: IncomingMessage, response: ServerResponse) => void) {
+  const received: IncomingHttpHeaders[] = [];
+  const server = createServer((incoming, response) => {
+    received.push(incoming.headers);
+    incoming.resume();
+    handle(incoming, response);
+  });
+  const address = await listen(server, 0, "127.0.0.1");
+  running.push({
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  });
+  return { url: `http://127.0.0.1:${address.port}`, received };
+}
+
+/** The bearer token a request to a fake upstream carried. */
+const bearer = (incoming: IncomingMessage) => incoming.headers.authorization?.replace(/^Bearer /, "") ?? "";
+
+/** A request through the gateway with exactly these headers; the answer's raw headers and text. */
+function rawRequest(url: string, path: string, headers: Record<string, string>, body = "{}"): Promise<{ status: number; headers: IncomingHttpHeaders; text: string }> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request(`${url}${path}`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}`, ...headers } }, (incoming) => {
+      let text = "";
+      incoming.setEncoding("utf8");
+      incoming.on("data", (chunk: string) => (text += chunk));
+      incoming.on("end", () => resolve({ status: incoming.statusCode ?? 0, headers: incoming.headers, text }));
+      incoming.on("error", reject);
+    });
+    outgoing.on("error", reject);
+    outgoing.end(body);
   });
 }
 
@@ -304,6 +346,31 @@ describe("gateway: waiting for a key (maxWaitMs)", () => {
   });
 });
 
+describe("gateway: the client going away", () => {
+  it("cancels the upstream call under way, tries no other key and marks none", async () => {
+    let upstreamGone!: () => void;
+    const cancelled = new Promise<void>((resolve) => (upstreamGone = resolve));
+    let arrived!: () => void;
+    const called = new Promise<void>((resolve) => (arrived = resolve));
+    // Answers nothing; tells when a request arrives and when its connection closes.
+    const upstream = await startFakeUpstream((_incoming, response) => {
+      response.once("close", upstreamGone);
+      arrived();
+    });
+    const { gateway, logs } = await setup({}, { upstream: upstream.url, keys: [KEY_A, KEY_B] });
+    const controller = new AbortController();
+    const pending = chat(gateway, undefined, TOKEN, controller.signal).catch((error: unknown) => error);
+    await called;
+    controller.abort();
+    expect(await pending).toBeInstanceOf(Error);
+    await cancelled;
+    await logs.line((line) => line.includes(" 499 "));
+    expect(upstream.received).toHaveLength(1);
+    expect(gateway.router.stateOf(KEY_A)).toEqual({ status: "ready" });
+    expect(gateway.router.stateOf(KEY_B)).toEqual({ status: "ready" });
+  });
+});
+
 describe("gateway: revoked keys", () => {
   it("blocks a key the upstream rejects with 401 and serves the request with the next key", async () => {
     const { upstream, gateway, logs } = await setup({}, { keys: [REVOKED, KEY_A] });
@@ -410,6 +477,183 @@ describe("gateway: streaming", () => {
   });
 });
 
+describe("gateway: upstream timeout", () => {
+  it("answers 504 when no key's upstream sends its headers within upstreamTimeoutMs, and cools every key it tried", async () => {
+    // Takes each request and never answers it.
+    const hung = await startFakeUpstream(() => {});
+    const { gateway, logs } = await setup({}, { upstream: hung.url, keys: [KEY_A, KEY_B], upstreamTimeoutMs: 50 });
+    const response = await chat(gateway);
+    expect(response.status).toBe(504);
+    expect(response.headers.get("x-gateway-attempts")).toBe("2");
+    const body = (await response.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe("upstream_timeout");
+    expect(hung.received.map((headers) => headers.authorization)).toEqual([`Bearer ${KEY_A}`, `Bearer ${KEY_B}`]);
+    // A timeout is the key's service failing, as a 5xx is: the key cools down.
+    expect(gateway.router.stateOf(KEY_A)?.status).toBe("cooldown");
+    expect(gateway.router.stateOf(KEY_B)?.status).toBe("cooldown");
+    expectNoSecret(JSON.stringify(body) + logs.text());
+  });
+
+  it("moves on to the next key when one key's request hangs", async () => {
+    const upstream = await startFakeUpstream((incoming, response) => {
+      if (bearer(incoming) === KEY_A) return; // hangs
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end('{"ok":true}');
+    });
+    // Long enough that key B's prompt answer never runs into it, even on a loaded machine.
+    const { gateway } = await setup({}, { upstream: upstream.url, keys: [KEY_A, KEY_B], upstreamTimeoutMs: 1_000 });
+    const response = await chat(gateway);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ ok: true });
+    expect(response.headers.get("x-gateway-attempts")).toBe("2");
+    expect(gateway.router.stateOf(KEY_A)?.status).toBe("cooldown");
+    expect(gateway.router.stateOf(KEY_B)).toEqual({ status: "ready" });
+  });
+
+  it("cuts a stream that stalls for longer than upstreamTimeoutMs, and cools the key that served it", async () => {
+    // Every stream stops after its first content chunk and never goes on.
+    const hold = holdStream(1);
+    const { gateway } = await setup(hold.options, { upstreamTimeoutMs: 1_000 });
+    const response = await chat(gateway, { model: "m", stream: true, messages: [{ role: "user", content: "one two three" }] });
+    expect(response.status).toBe(200);
+    const reader = response.body!.getReader();
+    let text = "";
+    const cut = await (async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return false;
+        text += new TextDecoder().decode(value);
+      }
+    })().catch(() => true);
+    expect(cut).toBe(true);
+    expect(text).toContain('"content":"You ');
+    expect(text).not.toContain("[DONE]");
+    // Whichever key served the stream (a loaded machine could time out a key's headers first).
+    const cooling = [KEY_A, KEY_B, KEY_C].filter((key) => gateway.router.stateOf(key)?.status === "cooldown");
+    expect(cooling.length).toBeGreaterThanOrEqual(1);
+    hold.release();
+  });
+
+  it("keeps waiting for a slow upstream by default", async () => {
+    const { gateway } = await setup({ slowRate: 1, slowMs: 100 });
+    expect((await chat(gateway)).status).toBe(200);
+  });
+});
+
+describe("gateway: what crosses it", () => {
+  it("forwards only the allow-listed request headers: no cookie, credential or account choice of the client's", async () => {
+    const upstream = await startFakeUpstream((_incoming, response) => response.end("{}"));
+    const { gateway } = await setup({}, { upstream: upstream.url });
+    const sent = {
+      // What an OpenAI or Anthropic SDK sends, and what providers need: forwarded.
+      "content-type": "application/json",
+      accept: "application/json",
+      "user-agent": "OpenAI/JS 6.49.0",
+      "openai-beta": "assistants=v2",
+      "anthropic-version": "2023-06-01",
+      "anthropic-beta": "prompt-caching-2024-07-31",
+      "idempotency-key": "stainless-node-retry-1",
+      "x-stainless-retry-count": "0",
+      "x-stainless-lang": "js",
+      // Credentials, cookies and account choices of the client's: dropped.
+      cookie: "session=client-session",
+      "x-api-key": "sk-ant-client-own-key-0000",
+      "api-key": "azure-client-own-key-0000",
+      "anthropic-api-key": "sk-ant-client-own-key-1111",
+      "openai-organization": "org-someone-else",
+      "openai-project": "proj_someone_else",
+      "x-goog-api-key": "goog-client-own-key",
+      "proxy-authorization": "Basic Y2xpZW50OnNlY3JldA==",
+      "x-forwarded-for": "203.0.113.7",
+      "x-anything-else": "dropped",
+    };
+    const answer = await rawRequest(gateway.url, "/v1/chat/completions", sent);
+    expect(answer.status).toBe(200);
+    const received = upstream.received[0]!;
+    const forwarded = Object.keys(sent).filter((name) => name in received);
+    expect(forwarded.sort()).toEqual(
+      ["accept", "anthropic-beta", "anthropic-version", "content-type", "idempotency-key", "openai-beta", "user-agent", "x-stainless-lang", "x-stainless-retry-count"].sort(),
+    );
+    for (const name of forwarded) expect(received[name]).toBe(sent[name as keyof typeof sent]);
+    expect(received.authorization).toBe(`Bearer ${KEY_A}`);
+  });
+
+  it("never passes the upstream's cookies on to the client", async () => {
+    const upstream = await startFakeUpstream((_incoming, response) => {
+      response.setHeader("set-cookie", ["__cf_bm=upstream-session; path=/; HttpOnly", "_cfuvid=another; path=/"]);
+      response.setHeader("alt-svc", 'h3=":443"; ma=86400');
+      response.setHeader("openai-organization", "operator-org");
+      response.setHeader("x-request-id", "req_123");
+      response.setHeader("content-type", "application/json");
+      response.end("{}");
+    });
+    const { gateway } = await setup({}, { upstream: upstream.url });
+    const answer = await rawRequest(gateway.url, "/v1/chat/completions", { "content-type": "application/json" });
+    expect(answer.status).toBe(200);
+    expect(answer.headers["set-cookie"]).toBeUndefined();
+    expect(answer.headers["alt-svc"]).toBeUndefined();
+    expect(answer.headers["openai-organization"]).toBeUndefined();
+    expect(answer.headers["x-request-id"]).toBe("req_123");
+  });
+
+  it("masks the key where the upstream's error body echoes it, whole or partly masked", async () => {
+    const upstream = await startFakeUpstream((incoming, response) => {
+      const key = bearer(incoming);
+      response.writeHead(401, { "content-type": "application/json" });
+      // KEY_A is echoed whole, KEY_B the way OpenAI's 401 does it.
+      const shown = key === KEY_A ? key : `${key.slice(0, 7)}${"*".repeat(key.length - 11)}${key.slice(-4)}`;
+      response.end(JSON.stringify({ error: { message: `Incorrect API key provided: ${shown}. You can find your API key at https://platform.openai.com/account/api-keys.`, type: "invalid_request_error", code: "invalid_api_key" } }));
+    });
+    for (const [key, hint] of [
+      [KEY_A, "sk-t…cccc"],
+      [KEY_B, "sk-t…eeee"],
+    ] as const) {
+      const { gateway } = await setup({}, { upstream: upstream.url, keys: [key] });
+      const response = await chat(gateway);
+      expect(response.status).toBe(401);
+      const text = await response.text();
+      expect(Number(response.headers.get("content-length"))).toBe(new TextEncoder().encode(text).length);
+      expect(text).not.toContain(key);
+      expect(text).not.toContain(key.slice(-8));
+      const body = JSON.parse(text) as { error: { message: string; code: string } };
+      expect(body.error).toMatchObject({
+        code: "invalid_api_key",
+        message: `Incorrect API key provided: ${hint}. You can find your API key at https://platform.openai.com/account/api-keys.`,
+      });
+    }
+  });
+
+  it("masks the echo in the mock provider's OpenAI-style 401 for a key it does not know", async () => {
+    const unknown = "sk-test-UNKNOWN999iiii0000";
+    const { gateway } = await setup({}, { keys: [unknown] });
+    const response = await chat(gateway);
+    expect(response.status).toBe(401);
+    const body = (await response.json()) as { error: { message: string } };
+    expect(body.error.message).toBe("Incorrect API key provided: sk-t…0000. You can find your API key at https://platform.openai.com/account/api-keys.");
+  });
+});
+
+describe("gateway: options", () => {
+  it("rejects an upstreamTimeoutMs that is not a number, or out of range", async () => {
+    const base = { upstream: "http://127.0.0.1:9", keys: [KEY_A], clientToken: TOKEN };
+    await expect(startGateway({ ...base, upstreamTimeoutMs: "5000" as never })).rejects.toThrow(new TypeError("upstreamTimeoutMs must be a number, received string"));
+    for (const value of [-1, Number.NaN, Infinity, 2 ** 31]) {
+      await expect(startGateway({ ...base, upstreamTimeoutMs: value })).rejects.toThrow(RangeError);
+    }
+  });
+
+  it("logs key state changes, and a line per request only with logRequests", async () => {
+    const quiet = await setup({}, { keys: [REVOKED, KEY_A], logRequests: false });
+    expect((await chat(quiet.gateway)).status).toBe(200);
+    expect(quiet.logs.lines).toEqual(["key sk-t…8888 blocked: the upstream rejected it; it stays out until cleared"]);
+
+    const chatty = await setup({}, { keys: [REVOKED, KEY_A], logRequests: true });
+    expect((await chat(chatty.gateway)).status).toBe(200);
+    expect(chatty.logs.lines).toHaveLength(2);
+    expect(chatty.logs.lines[1]).toMatch(/^POST \/v1\/chat\/completions 200 \d+ms attempts=2 key=sk-t…cccc$/);
+  });
+});
+
 describe("gateway: keys file", () => {
   it("reads one key per line, trimmed, without blank lines or # comments", () => {
     expect(parseKeysFile(`# production keys\n${KEY_A}\n\n   ${KEY_B}  \r\n#${KEY_C}\n`)).toEqual([KEY_A, KEY_B]);
@@ -433,14 +677,28 @@ describe("gateway: command line", () => {
     for (const [variable, flag] of [
       ["GATEWAY_MAX_WAIT_MS", "--max-wait-ms"],
       ["GATEWAY_COOLDOWN_MS", "--cooldown-ms"],
+      ["GATEWAY_UPSTREAM_TIMEOUT_MS", "--upstream-timeout-ms"],
       ["GATEWAY_PORT", "--port"],
     ]) {
       const { code, errors } = await run([], { ...env, [variable!]: "abc" });
       expect(code).toBe(2);
       expect(errors).toContain(`${flag} (or ${variable})`);
     }
-    // Valid durations from the environment get as far as reading the keys file.
-    const { code, errors } = await run([], { ...env, GATEWAY_MAX_WAIT_MS: "500", GATEWAY_COOLDOWN_MS: "1000" });
+    // Past what a timer holds.
+    const tooLong = await run(["--upstream-timeout-ms", String(2 ** 31)], env);
+    expect(tooLong.code).toBe(2);
+    expect(tooLong.errors).toContain("--upstream-timeout-ms (or GATEWAY_UPSTREAM_TIMEOUT_MS) must be a number from 0 to 2147483647");
+    const logging = await run([], { ...env, GATEWAY_LOG_REQUESTS: "yes please" });
+    expect(logging.code).toBe(2);
+    expect(logging.errors).toContain("GATEWAY_LOG_REQUESTS must be 1, true, 0 or false");
+    // Valid values from the environment get as far as reading the keys file.
+    const { code, errors } = await run([], {
+      ...env,
+      GATEWAY_MAX_WAIT_MS: "500",
+      GATEWAY_COOLDOWN_MS: "1000",
+      GATEWAY_UPSTREAM_TIMEOUT_MS: "30000",
+      GATEWAY_LOG_REQUESTS: "1",
+    });
     expect(code).toBe(2);
     expect(errors).toContain("cannot read the keys file /nonexistent/keys.txt: ENOENT");
   });
