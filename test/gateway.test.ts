@@ -196,6 +196,20 @@ describe("gateway: client token", () => {
     const response = await fetch(`${gateway.url}/v1/models`, { headers: { authorization: `bearer ${TOKEN}` } });
     expect(response.status).toBe(200);
     expect(upstream.stats().total.requests).toBe(1);
+    // Once a token went through, near misses still do not, and the right spellings still do.
+    for (const [authorization, status] of [
+      [`bearer ${TOKEN}x`, 401],
+      [`bearer ${TOKEN.slice(0, -1)}`, 401],
+      [`Bearer ${TOKEN}`, 200],
+      [`bearer ${TOKEN}`, 200],
+      [`bearer  ${TOKEN} `, 200],
+      [`Basic ${TOKEN}`, 401],
+    ] as const) {
+      const again = await fetch(`${gateway.url}/v1/models`, { headers: { authorization } });
+      await again.text();
+      expect([authorization, again.status]).toEqual([authorization, status]);
+    }
+    expect(upstream.stats().total.requests).toBe(4);
   });
 
   it("answers 404 outside /v1 and /keys, and does not let dot segments leave /v1", async () => {
