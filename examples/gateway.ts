@@ -398,8 +398,9 @@ class BodyTooLargeError extends Error {}
 
 /**
  * Streams an upstream body to the client. Resolves once it is all sent (`undefined`), or with why it
- * was not: the upstream's error, or the client's leaving (the upstream body is then let go).
- * `stream.pipeline` would do the same with an AbortController and an AbortError made per request.
+ * was not: the upstream's error, or the client's leaving (the upstream body is then let go). Written
+ * out rather than `stream.pipeline` (an AbortController and an AbortError per call) or `pipe` (twice
+ * the listeners): this runs for every request.
  */
 function forward(body: Readable, response: ServerResponse): Promise<unknown> {
   return new Promise((resolve) => {
@@ -407,6 +408,15 @@ function forward(body: Readable, response: ServerResponse): Promise<unknown> {
       body.destroy();
       return resolve(new Error("the client closed the connection"));
     }
+    const resume = () => body.resume();
+    body.on("data", (chunk: Buffer) => {
+      // The client reads slower than the upstream sends: hold the upstream until it catches up.
+      if (!response.write(chunk)) {
+        body.pause();
+        response.once("drain", resume);
+      }
+    });
+    body.once("end", () => response.end());
     body.once("error", resolve);
     response.once("finish", () => resolve(undefined));
     response.once("close", () => {
@@ -414,7 +424,6 @@ function forward(body: Readable, response: ServerResponse): Promise<unknown> {
       body.destroy();
       resolve(new Error("the client closed the connection"));
     });
-    body.pipe(response);
   });
 }
 

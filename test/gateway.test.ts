@@ -478,6 +478,36 @@ describe("gateway: streaming", () => {
     expect(upstream.stats().total.streamsCompleted).toBe(1);
   });
 
+  it("passes on a body far larger than the socket buffers whole, however fast the client reads", async () => {
+    const piece = Buffer.alloc(64 * 1024);
+    const pieces = 128; // 8 MiB
+    const upstream = await startFakeUpstream(async (_incoming, response) => {
+      response.writeHead(200, { "content-type": "application/octet-stream" });
+      for (let index = 0; index < pieces; index++) {
+        piece.fill(index % 256);
+        if (!response.write(Buffer.from(piece))) await new Promise((resolve) => response.once("drain", resolve));
+      }
+      response.end();
+    });
+    const { gateway } = await setup({}, { upstream: upstream.url });
+    const response = await chat(gateway);
+    expect(response.status).toBe(200);
+    // Read with a pause now and then, so that the gateway has to hold the upstream back.
+    const reader = response.body!.getReader();
+    /** The first byte of each piece, which tells the pieces apart. */
+    const received: number[] = [];
+    let length = 0;
+    for (let read = 0; ; read++) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      for (let offset = (piece.length - (length % piece.length)) % piece.length; offset < value.length; offset += piece.length) received.push(value[offset]!);
+      length += value.length;
+      if (read % 16 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(length).toBe(pieces * piece.length);
+    expect(received).toEqual(Array.from({ length: pieces }, (_, index) => index % 256));
+  });
+
   it("cancels the upstream stream when the client goes away", async () => {
     const hold = holdStream(1);
     const { upstream, gateway } = await setup(hold.options);
