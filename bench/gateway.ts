@@ -1,13 +1,16 @@
 /**
- * `npm run bench:gateway`: what the example gateway adds to a call. The mock provider and the gateway
- * each run in a process of their own (as they would in production), on loopback; autocannon, in this
- * process, sends the same chat completion (a small JSON body, a JSON answer) either straight to the
- * mock with a key (the baseline) or through the gateway with the client token (ours). Rounds of the
- * two alternate, so a machine that gets busier mid-run weighs on both alike.
+ * `npm run bench:gateway`: what the example gateway adds to a call. The mock provider, the gateway and
+ * a bare proxy each run in a process of their own (as they would in production), on loopback;
+ * autocannon, in this process, sends the same chat completion (a small JSON body, a JSON answer)
+ * straight to the mock with a key (the baseline), through the bare proxy, and through the gateway with
+ * the client token (ours), in alternating rounds, so a machine that gets busier mid-run weighs on each
+ * alike. The bare proxy (node:http in, undici's Pool out, the body piped back, nothing checked) is the
+ * floor of any Node proxy, to tell the gateway's own cost from the platform's.
  *
  * Prints, from one run:
- * - latency at concurrency 1: p50 of each, and what the gateway adds (ours p50 minus baseline p50);
- * - throughput at concurrency 32: requests per second of each, and ours as a share of the baseline.
+ * - latency at concurrency 1: p50 and p99 of each, and what the gateway adds (its p50 minus direct's);
+ * - throughput at concurrency 32: requests per second of each, the gateway's as a share of direct's;
+ * - CPU time per request of each process at concurrency 32.
  * Then checks the targets: added p50 <= 0.3 ms, throughput >= 50% of direct.
  *
  * `--quick` runs short rounds (a smoke test of the script, not a measurement); `--profile <dir>` writes
@@ -42,6 +45,30 @@ async function startGatewayFor(upstream: string): Promise<string> {
   return gateway.url;
 }
 
+/** node:http in, undici out, nothing checked, nothing filtered: the least a proxy in Node does. */
+async function startBareProxy(upstream: string): Promise<string> {
+  const { createServer } = await import("node:http");
+  const { Pool } = await import("undici");
+  const { listen } = await import("../examples/program.js");
+  const pool = new Pool(upstream);
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on("data", (chunk: Buffer) => chunks.push(chunk));
+    request.on("end", () => {
+      const headers = { "content-type": "application/json", authorization: `Bearer ${KEYS[0]}` };
+      pool.request({ method: "POST", path: request.url!, headers, body: Buffer.concat(chunks) }).then(
+        (answer) => {
+          response.writeHead(answer.statusCode, { "content-type": String(answer.headers["content-type"]), "content-length": String(answer.headers["content-length"]) });
+          answer.body.pipe(response);
+        },
+        () => response.destroy(),
+      );
+    });
+  });
+  const address = await listen(server, 0, "127.0.0.1");
+  return `http://127.0.0.1:${address.port}`;
+}
+
 interface Child {
   child: ChildProcess;
   url: string;
@@ -69,7 +96,7 @@ interface Round {
   /** Each response's latency in milliseconds (2xx only). */
   latenciesMs: number[];
   errors: number;
-  /** CPU time each child used during the round, in microseconds. */
+  /** CPU time each child, then this process (the load generator), used during the round, in µs. */
   cpuMicros: number[];
 }
 
@@ -78,6 +105,7 @@ let load: typeof autocannon;
 
 async function round(url: string, authorization: string, connections: number, seconds: number, children: Child[] = []): Promise<Round> {
   const cpuBefore = await Promise.all(children.map(cpuOf));
+  const ownBefore = process.cpuUsage();
   const latenciesMs: number[] = [];
   let errors = 0;
   const instance = load({
@@ -95,6 +123,7 @@ async function round(url: string, authorization: string, connections: number, se
     else errors++;
   });
   const result = await instance;
+  const own = process.cpuUsage(ownBefore);
   const cpuAfter = await Promise.all(children.map(cpuOf));
   errors += result.errors + result.timeouts;
   return {
@@ -102,7 +131,7 @@ async function round(url: string, authorization: string, connections: number, se
     requestsPerSecond: result.requests.total / seconds,
     latenciesMs,
     errors,
-    cpuMicros: cpuAfter.map((after, index) => after - cpuBefore[index]!),
+    cpuMicros: [...cpuAfter.map((after, index) => after - cpuBefore[index]!), own.user + own.system],
   };
 }
 
@@ -126,45 +155,56 @@ async function main(): Promise<void> {
   console.log(`example gateway overhead, Node ${process.version}, ${process.arch}, ${availableParallelism()} CPUs; load average before: ${loadAverage()}`);
   const profileAt = process.argv.indexOf("--profile");
   const mock = await start(["mock"]);
+  const bare = await start(["bare", mock.url]);
   const gateway = await start(["gateway", mock.url], profileAt === -1 ? [] : ["--cpu-prof", `--cpu-prof-dir=${process.argv[profileAt + 1]}`]);
+  const children = [mock, bare, gateway];
   try {
-    const direct = (connections: number) => round(mock.url, `Bearer ${KEYS[0]}`, connections, seconds, [mock, gateway]);
-    const ours = (connections: number) => round(gateway.url, `Bearer ${TOKEN}`, connections, seconds, [mock, gateway]);
-    // Warm-up: JIT, connection pools.
-    await round(mock.url, `Bearer ${KEYS[0]}`, 8, 1);
-    await round(gateway.url, `Bearer ${TOKEN}`, 8, 1);
+    // The three ways to the mock; the CPU of every process is read around each round.
+    const targets = [
+      { name: "direct", url: mock.url, authorization: `Bearer ${KEYS[0]}` },
+      { name: "bare", url: bare.url, authorization: "" },
+      { name: "gateway", url: gateway.url, authorization: `Bearer ${TOKEN}` },
+    ];
+    for (const target of targets) await round(target.url, target.authorization, 8, 1); // warm-up: JIT, pools
 
     const measure = async (connections: number) => {
-      const all = { direct: [] as Round[], ours: [] as Round[] };
+      const all: Round[][] = targets.map(() => []);
       for (let index = 0; index < rounds; index++) {
-        all.direct.push(await direct(connections));
-        all.ours.push(await ours(connections));
+        for (const [at, target] of targets.entries()) all[at]!.push(await round(target.url, target.authorization, connections, seconds, children));
       }
       return all;
     };
-    const serial = await measure(1);
-    const parallel = await measure(32);
+    const [serialDirect, serialBare, serialOurs] = await measure(1);
+    const [parallelDirect, parallelBare, parallelOurs] = await measure(32);
 
     const p50 = (list: Round[]) => percentile(list.flatMap((r) => r.latenciesMs), 50);
     const p99 = (list: Round[]) => percentile(list.flatMap((r) => r.latenciesMs), 99);
     const rps = (list: Round[]) => median(list.map((r) => r.requestsPerSecond));
-    /** Microseconds of CPU per request of child `index` (0 the mock, 1 the gateway). */
+    /** Microseconds of CPU per request of process `index` (0 mock, 1 bare proxy, 2 gateway, 3 load generator). */
     const cpu = (list: Round[], index: number) => list.reduce((sum, r) => sum + r.cpuMicros[index]!, 0) / list.reduce((sum, r) => sum + r.requests, 0);
-    const errors = [...serial.direct, ...serial.ours, ...parallel.direct, ...parallel.ours].reduce((sum, r) => sum + r.errors, 0);
+    const errors = [serialDirect, serialBare, serialOurs, parallelDirect, parallelBare, parallelOurs].flat().reduce((sum, r) => sum + r.errors, 0);
 
-    const addedMs = p50(serial.ours) - p50(serial.direct);
-    const share = rps(parallel.ours) / rps(parallel.direct);
+    const addedMs = p50(serialOurs!) - p50(serialDirect!);
+    const share = rps(parallelOurs!) / rps(parallelDirect!);
+    const ms = (value: number) => `${value.toFixed(3)} ms`;
     const rows = [
-      ["", "direct (baseline)", "via gateway (ours)", "ours vs baseline"],
-      ["c=1   p50 latency", `${p50(serial.direct).toFixed(3)} ms`, `${p50(serial.ours).toFixed(3)} ms`, `+${addedMs.toFixed(3)} ms`],
-      ["c=1   p99 latency", `${p99(serial.direct).toFixed(3)} ms`, `${p99(serial.ours).toFixed(3)} ms`, `+${(p99(serial.ours) - p99(serial.direct)).toFixed(3)} ms`],
-      ["c=1   requests/s", rps(serial.direct).toFixed(0), rps(serial.ours).toFixed(0), `${((rps(serial.ours) / rps(serial.direct)) * 100).toFixed(0)}%`],
-      ["c=32  requests/s", rps(parallel.direct).toFixed(0), rps(parallel.ours).toFixed(0), `${(share * 100).toFixed(0)}%`],
+      ["", "direct (baseline)", "bare proxy", "gateway (ours)", "gateway vs direct"],
+      ["c=1   p50 latency", ms(p50(serialDirect!)), ms(p50(serialBare!)), ms(p50(serialOurs!)), `+${addedMs.toFixed(3)} ms`],
+      ["c=1   p99 latency", ms(p99(serialDirect!)), ms(p99(serialBare!)), ms(p99(serialOurs!)), `+${(p99(serialOurs!) - p99(serialDirect!)).toFixed(3)} ms`],
+      ["c=32  requests/s", rps(parallelDirect!).toFixed(0), rps(parallelBare!).toFixed(0), rps(parallelOurs!).toFixed(0), `${(share * 100).toFixed(0)}%`],
       [
-        "c=32  CPU per request",
-        `mock ${cpu(parallel.direct, 0).toFixed(0)} µs`,
-        `mock ${cpu(parallel.ours, 0).toFixed(0)} + gateway ${cpu(parallel.ours, 1).toFixed(0)} µs`,
-        `gateway ${(cpu(parallel.ours, 1) / cpu(parallel.direct, 0)).toFixed(2)}x mock`,
+        "c=32  CPU µs/request",
+        `mock ${cpu(parallelDirect!, 0).toFixed(0)}`,
+        `proxy ${cpu(parallelBare!, 1).toFixed(0)}`,
+        `gateway ${cpu(parallelOurs!, 2).toFixed(0)}`,
+        `${(cpu(parallelOurs!, 2) / cpu(parallelDirect!, 0)).toFixed(2)}x the mock's`,
+      ],
+      [
+        "      (mock, load gen.)",
+        `-, ${cpu(parallelDirect!, 3).toFixed(0)}`,
+        `${cpu(parallelBare!, 0).toFixed(0)}, ${cpu(parallelBare!, 3).toFixed(0)}`,
+        `${cpu(parallelOurs!, 0).toFixed(0)}, ${cpu(parallelOurs!, 3).toFixed(0)}`,
+        "",
       ],
     ];
     const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
@@ -174,15 +214,15 @@ async function main(): Promise<void> {
     console.log(`${addedMs <= 0.3 ? "PASS" : "MISS"}  added p50 latency at concurrency 1 <= 0.3 ms (${addedMs.toFixed(3)} ms)`);
     console.log(`${share >= 0.5 ? "PASS" : "MISS"}  throughput at concurrency 32 >= 50% of direct (${(share * 100).toFixed(0)}%)`);
   } finally {
-    gateway.child.disconnect();
-    mock.child.disconnect();
+    for (const { child } of children) child.disconnect();
   }
 }
 
-// A child (the mock provider or the gateway, started by main in a process of its own), or the parent.
+// A child (the mock provider, the bare proxy or the gateway, started by main in a process of its own),
+// or the parent.
 const role = process.argv[2];
-if (role === "mock" || role === "gateway") {
-  const url = role === "mock" ? await startMock() : await startGatewayFor(process.argv[3]!);
+if (role === "mock" || role === "bare" || role === "gateway") {
+  const url = role === "mock" ? await startMock() : role === "bare" ? await startBareProxy(process.argv[3]!) : await startGatewayFor(process.argv[3]!);
   process.send!({ url } satisfies Ready);
   // Asked for its CPU time around each round: what one request costs each process.
   process.on("message", () => {
