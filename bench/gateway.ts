@@ -14,7 +14,7 @@
  * Then checks the targets: added p50 <= 0.3 ms, throughput >= 50% of direct.
  *
  * `--quick` runs short rounds (a smoke test of the script, not a measurement); `--profile <dir>` writes
- * a CPU profile of the gateway's process into `<dir>` (`.scratch/` is ignored by git).
+ * CPU profiles of the gateway and of the bare proxy into `<dir>` (`.scratch/` is ignored by git).
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { availableParallelism, loadavg } from "node:os";
@@ -155,8 +155,9 @@ async function main(): Promise<void> {
   console.log(`example gateway overhead, Node ${process.version}, ${process.arch}, ${availableParallelism()} CPUs; load average before: ${loadAverage()}`);
   const profileAt = process.argv.indexOf("--profile");
   const mock = await start(["mock"]);
-  const bare = await start(["bare", mock.url]);
-  const gateway = await start(["gateway", mock.url], profileAt === -1 ? [] : ["--cpu-prof", `--cpu-prof-dir=${process.argv[profileAt + 1]}`]);
+  const profile = (name: string) => (profileAt === -1 ? [] : ["--cpu-prof", `--cpu-prof-dir=${process.argv[profileAt + 1]}`, `--cpu-prof-name=${name}.cpuprofile`]);
+  const bare = await start(["bare", mock.url], profile("bare-proxy"));
+  const gateway = await start(["gateway", mock.url], profile("gateway"));
   const children = [mock, bare, gateway];
   try {
     // The three ways to the mock; the CPU of every process is read around each round.
