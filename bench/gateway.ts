@@ -14,7 +14,8 @@
  * Then checks the targets: added p50 <= 0.3 ms, throughput >= 50% of direct.
  *
  * `--quick` runs short rounds (a smoke test of the script, not a measurement); `--profile <dir>` writes
- * CPU profiles of the gateway and of the bare proxy into `<dir>` (`.scratch/` is ignored by git).
+ * CPU profiles of the gateway and of the bare proxy into `<dir>/gateway` and `<dir>/bare-proxy` (the
+ * largest file in each is the main thread's; `.scratch/` is ignored by git).
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { availableParallelism, loadavg } from "node:os";
@@ -155,7 +156,8 @@ async function main(): Promise<void> {
   console.log(`example gateway overhead, Node ${process.version}, ${process.arch}, ${availableParallelism()} CPUs; load average before: ${loadAverage()}`);
   const profileAt = process.argv.indexOf("--profile");
   const mock = await start(["mock"]);
-  const profile = (name: string) => (profileAt === -1 ? [] : ["--cpu-prof", `--cpu-prof-dir=${process.argv[profileAt + 1]}`, `--cpu-prof-name=${name}.cpuprofile`]);
+  // A folder each: Node writes one profile per thread (tsx's loader has one too), named by pid and thread.
+  const profile = (name: string) => (profileAt === -1 ? [] : ["--cpu-prof", `--cpu-prof-dir=${process.argv[profileAt + 1]}/${name}`]);
   const bare = await start(["bare", mock.url], profile("bare-proxy"));
   const gateway = await start(["gateway", mock.url], profile("gateway"));
   const children = [mock, bare, gateway];

@@ -50,9 +50,13 @@ const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "p
  */
 const DROPPED_RESPONSE_HEADERS = new Set([...HOP_BY_HOP, "set-cookie", "set-cookie2", "alt-svc", "openai-organization"]);
 
-/** The client's request headers that go upstream (see {@link FORWARDED_REQUEST_HEADERS}), without the key. */
+/**
+ * The client's request headers that go upstream (see {@link FORWARDED_REQUEST_HEADERS}), with an empty
+ * `authorization` for the key.
+ */
 export function forwardedRequestHeaders(incoming: IncomingHttpHeaders): Record<string, string | string[]> {
-  const headers: Record<string, string | string[]> = {};
+  // `authorization` first, for the key: set before each attempt.
+  const headers: Record<string, string | string[]> = { authorization: "" };
   for (const name in incoming) {
     const value = incoming[name];
     if (value !== undefined && (FORWARDED_REQUEST_HEADERS.has(name) || name.startsWith(FORWARDED_PREFIX))) headers[name] = value;

@@ -23,6 +23,8 @@ describe("gateway hygiene: request headers", () => {
       "transfer-encoding": "chunked",
     });
     expect(forwarded).toEqual({
+      // Empty, for the key.
+      authorization: "",
       "content-type": "application/json",
       "x-stainless-os": "Linux",
       "x-stainless-helper-method": "stream",

@@ -131,8 +131,10 @@ function rawGet(url: string, path: string): Promise<number> {
  */
 async function startFakeUpstream(handle: (request: IncomingMessage, response: ServerResponse) => void) {
   const received: IncomingHttpHeaders[] = [];
+  const targets: string[] = [];
   const server = createServer((incoming, response) => {
     received.push(incoming.headers);
+    targets.push(incoming.url ?? "");
     incoming.resume();
     handle(incoming, response);
   });
@@ -144,7 +146,7 @@ async function startFakeUpstream(handle: (request: IncomingMessage, response: Se
         server.close(() => resolve());
       }),
   });
-  return { url: `http://127.0.0.1:${address.port}`, received };
+  return { url: `http://127.0.0.1:${address.port}`, received, targets };
 }
 
 /** The bearer token a request to a fake upstream carried. */
@@ -210,6 +212,21 @@ describe("gateway: client token", () => {
       expect([authorization, again.status]).toEqual([authorization, status]);
     }
     expect(upstream.stats().total.requests).toBe(4);
+  });
+
+  it("forwards the path and query under the upstream's base path, dot segments resolved", async () => {
+    const upstream = await startFakeUpstream((_incoming, response) => response.end("{}"));
+    const { gateway } = await setup({}, { upstream: `${upstream.url}/openai/` });
+    for (const path of ["/v1/models", "/v1/models?limit=2&after=model-x", "/v1/files/file-abc.jsonl", "/v1/a/./b/../c?q=%20x", "/v1/x?q=a'b"]) {
+      expect(await rawGet(gateway.url, path)).toBe(200);
+    }
+    expect(upstream.targets).toEqual([
+      "/openai/v1/models",
+      "/openai/v1/models?limit=2&after=model-x",
+      "/openai/v1/files/file-abc.jsonl",
+      "/openai/v1/a/c?q=%20x",
+      "/openai/v1/x?q=a%27b",
+    ]);
   });
 
   it("answers 404 outside /v1 and /keys, and does not let dot segments leave /v1", async () => {
