@@ -73,6 +73,10 @@ export function isBodyTimeout(error: unknown): boolean {
 
 /** The upstream at `origin`, through one connection pool. */
 export interface Upstream {
+  /**
+   * Sends one request. Resolves with a success's stream or an error's read body; rejects with an
+   * UpstreamTimeoutError (status 504) past the time limit, and with undici's error otherwise.
+   */
   send(request: UpstreamRequest): Promise<UpstreamAnswer>;
   /** Ends every connection once the requests under way are done. */
   close(): Promise<void>;

@@ -91,6 +91,7 @@ export interface GatewayOptions {
 export interface Gateway {
   /** Its origin, such as `http://127.0.0.1:8080`; clients use `${url}/v1` as their base URL. */
   url: string;
+  /** The port it listens on (the one it got, when asked for port 0). */
   port: number;
   /** The router that picks the keys. */
   router: CredentialRouter;

@@ -1,8 +1,9 @@
 /**
  * A stand-in for an OpenAI-style provider, for the demo and the tests: chat completions (JSON, or
  * server-sent events with `"stream": true`), a request limit per key per window answered with 429 and
- * the provider's real rate-limit headers, one or more revoked keys (401), occasional 500/503 drawn from
- * a seeded PRNG, and some slow responses. It counts what it did for each key.
+ * the provider's real rate-limit headers, one or more revoked keys (401), unknown keys answered 401 with
+ * the key echoed partly masked as OpenAI does, occasional 500/503 drawn from a seeded PRNG, and some
+ * slow responses. It counts what it did for each key.
  *
  * Run alone:
  *
