@@ -539,7 +539,29 @@ describe("gateway: streaming", () => {
 });
 
 describe("gateway: upstream timeout", () => {
-  it("answers 504 when no key's upstream sends its headers within upstreamTimeoutMs, and cools every key it tried", async () => {
+  /** Each key's state and failure count, as a snapshot shows them. */
+  const states = (gateway: Gateway) => gateway.router.snapshot().map(({ hint, state, failures }) => ({ hint, status: state.status, failures }));
+
+  /**
+   * What the router makes of a 504 from the upstream: a timeout must count against a key just the same
+   * (a service fault: whatever the core does with one, cooling the key at once or after a few).
+   */
+  async function statesAfterA504(keys: string[], answer: (key: string) => number, requests = 1) {
+    const upstream = await startFakeUpstream((incoming, response) => {
+      response.writeHead(answer(bearer(incoming)), { "content-type": "application/json" });
+      response.end("{}");
+    });
+    const { gateway } = await setup({}, { upstream: upstream.url, keys });
+    const statuses: number[] = [];
+    for (let index = 0; index < requests; index++) {
+      const response = await chat(gateway);
+      statuses.push(response.status);
+      await response.text();
+    }
+    return { statuses, states: states(gateway) };
+  }
+
+  it("answers 504 when no key's upstream sends its headers within upstreamTimeoutMs, counting it against each key like a 504", async () => {
     // Takes each request and never answers it.
     const hung = await startFakeUpstream(() => {});
     const { gateway, logs } = await setup({}, { upstream: hung.url, keys: [KEY_A, KEY_B], upstreamTimeoutMs: 50 });
@@ -549,10 +571,24 @@ describe("gateway: upstream timeout", () => {
     const body = (await response.json()) as { error: { code: string; message: string } };
     expect(body.error.code).toBe("upstream_timeout");
     expect(hung.received.map((headers) => headers.authorization)).toEqual([`Bearer ${KEY_A}`, `Bearer ${KEY_B}`]);
-    // A timeout is the key's service failing, as a 5xx is: the key cools down.
-    expect(gateway.router.stateOf(KEY_A)?.status).toBe("cooldown");
-    expect(gateway.router.stateOf(KEY_B)?.status).toBe("cooldown");
+    expect(states(gateway)).toEqual((await statesAfterA504([KEY_A, KEY_B], () => 504)).states);
     expectNoSecret(JSON.stringify(body) + logs.text());
+  });
+
+  it("counts timeouts against a key as 504s, request after request", async () => {
+    const hung = await startFakeUpstream(() => {});
+    const { gateway } = await setup({}, { upstream: hung.url, keys: [KEY_A], upstreamTimeoutMs: 50 });
+    // Enough for a core that cools a key only after a few faults in a row to have done it.
+    const statuses: number[] = [];
+    for (let index = 0; index < 3; index++) {
+      const response = await chat(gateway);
+      statuses.push(response.status);
+      await response.text();
+    }
+    const after504s = await statesAfterA504([KEY_A], () => 504, 3);
+    // A 504 the gateway makes, or a 503 once the key is out: the same as with the upstream's 504s.
+    expect(statuses).toEqual(after504s.statuses);
+    expect(states(gateway)).toEqual(after504s.states);
   });
 
   it("moves on to the next key when one key's request hangs", async () => {
@@ -567,7 +603,7 @@ describe("gateway: upstream timeout", () => {
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ ok: true });
     expect(response.headers.get("x-gateway-attempts")).toBe("2");
-    expect(gateway.router.stateOf(KEY_A)?.status).toBe("cooldown");
+    expect(states(gateway)).toEqual((await statesAfterA504([KEY_A, KEY_B], (key) => (key === KEY_A ? 504 : 200))).states);
     expect(gateway.router.stateOf(KEY_B)).toEqual({ status: "ready" });
   });
 
