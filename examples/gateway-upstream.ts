@@ -14,20 +14,39 @@ import { maskKeyEchoes } from "./gateway-hygiene.js";
 export const ERROR_BODY_LIMIT_BYTES = 64 * 1024;
 
 /**
+ * The upstream's response headers: undici's object of lower-case names (`all`), and the `get` of
+ * fetch's `Headers`, by which `execute` reads them. Without a `get`, `execute` looks a header up in a
+ * plain object by comparing every name in lower case, for each header it reads.
+ */
+export class ResponseHeaders {
+  constructor(readonly all: IncomingHttpHeaders) {}
+
+  /**
+   * A header's value (several joined by `, `), or `undefined` where fetch's `Headers` says `null`:
+   * the core's header reader takes a `null` for an object and pays a thrown and caught error for it,
+   * for each header it looks for and does not find, on every response.
+   */
+  get(name: string): string | undefined {
+    const value = this.all[name.toLowerCase()];
+    return Array.isArray(value) ? value.join(", ") : value;
+  }
+}
+
+/**
  * The upstream's answer to one attempt, as `fn` gives it to `execute` (which reads `status`,
  * `headers`, and the parsed `body` of an error).
  */
 export type UpstreamAnswer =
   | {
       status: number;
-      headers: IncomingHttpHeaders;
+      headers: ResponseHeaders;
       /** A success (status < 400): the body, untouched, to be streamed to the client. */
       body: Readable;
       bytes?: undefined;
     }
   | {
       status: number;
-      headers: IncomingHttpHeaders;
+      headers: ResponseHeaders;
       /** An error (status >= 400): the body parsed as JSON, or its text when it is not JSON. */
       body: unknown;
       /** What the client gets: the error body, key echoes masked, at most ERROR_BODY_LIMIT_BYTES. */
@@ -92,13 +111,14 @@ export function openUpstream(origin: string, timeoutMs: number): Upstream {
   // undici's own limits, which its default of 300 s would otherwise apply; 0 turns them off.
   const timeouts = { headersTimeout: timeoutMs, bodyTimeout: timeoutMs };
   return {
-    async send({ method, path, headers, body, signal, key, hint }) {
+    async send({ method, path, headers: requestHeaders, body, signal, key, hint }) {
       let answer;
       try {
-        answer = await pool.request({ method: method as "GET", path, headers, body: body ?? null, signal, ...timeouts });
+        answer = await pool.request({ method: method as "GET", path, headers: requestHeaders, body: body ?? null, signal, ...timeouts });
         const { statusCode: status } = answer;
-        if (status < 400) return { status, headers: answer.headers, body: answer.body };
-        return { status, headers: answer.headers, ...(await readErrorBody(answer.body, answer.headers, key, hint)) };
+        const headers = new ResponseHeaders(answer.headers);
+        if (status < 400) return { status, headers, body: answer.body };
+        return { status, headers, ...(await readErrorBody(answer.body, answer.headers, key, hint)) };
       } catch (error) {
         const code = (error as { code?: unknown } | null)?.code;
         if (code === "UND_ERR_HEADERS_TIMEOUT") throw new UpstreamTimeoutError("headers", timeoutMs);

@@ -322,7 +322,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return done(499, " (client gone)");
     }
     const detail = ` attempts=${attempts} key=${lastHint}`;
-    const headers = clientResponseHeaders(answer.headers, answer.bytes !== undefined);
+    const headers = clientResponseHeaders(answer.headers.all, answer.bytes !== undefined);
     headers["x-gateway-attempts"] = String(attempts);
     if (answer.bytes !== undefined) {
       headers["content-length"] = answer.bytes.byteLength;

@@ -46,7 +46,7 @@ describe("gateway upstream: answers", () => {
     const answer = await send(upstream);
     expect(answer.status).toBe(200);
     expect(answer.bytes).toBeUndefined();
-    expect(answer.headers).toMatchObject({ "content-encoding": "gzip", "content-length": String(compressed.length) });
+    expect(answer.headers.all).toMatchObject({ "content-encoding": "gzip", "content-length": String(compressed.length) });
     const chunks: Buffer[] = [];
     for await (const chunk of answer.body as AsyncIterable<Buffer>) chunks.push(chunk);
     expect(Buffer.concat(chunks)).toEqual(compressed);
@@ -55,12 +55,15 @@ describe("gateway upstream: answers", () => {
   it("reads an error body: parsed JSON for execute, the same bytes for the client", async () => {
     const body = JSON.stringify({ error: { message: "Rate limit reached.", code: "rate_limit_exceeded" } });
     const upstream = await start((_request, response) => {
-      response.writeHead(429, { "content-type": "application/json", "retry-after": "2" });
+      response.writeHead(429, { "content-type": "application/json", "retry-after": "2", "x-several": ["a", "b"] });
       response.end(body);
     });
     const answer = await send(upstream);
     expect(answer.status).toBe(429);
-    expect(answer.headers["retry-after"]).toBe("2");
+    // What execute reads a wait hint by, as from fetch's Headers.
+    expect(answer.headers.get("Retry-After")).toBe("2");
+    expect(answer.headers.get("x-missing")).toBeUndefined();
+    expect(answer.headers.get("x-several")).toBe("a, b");
     expect(answer.body).toEqual(JSON.parse(body));
     expect(text(answer.bytes)).toBe(body);
   });
