@@ -1,8 +1,8 @@
 /**
  * An OpenAI-compatible HTTP gateway in front of many API keys: clients talk to it with the gateway's
  * own token, and it forwards each `/v1/*` request upstream with the key `router.execute` picks, moving
- * to another key on a 429, a 5xx, a revoked key or a network error. Response bodies (server-sent
- * events included) are streamed back as they arrive.
+ * to another key on a 429, a 5xx, a timeout, a revoked key or a network error. Response bodies
+ * (server-sent events included) are streamed back as they arrive.
  *
  * Routes (each needs `Authorization: Bearer <client token>`, else 401):
  * - `/v1/*`, any method: forwarded to `<upstream>/v1/*`.
@@ -10,9 +10,15 @@
  *   its fingerprint, which would let a client holding the token test a guessed key).
  *
  * Answers it makes itself: 401 (wrong client token), 503 with `Retry-After` in whole seconds (no key
- * ready: until the first one is back, or `blockedRetryAfterMs` when every key is blocked), 502 (upstream unreachable with every key tried), 413 (body
- * over `maxBodyBytes`). Otherwise the upstream's answer is passed on, also the last key's failure
- * (such as its 429), with an `x-gateway-attempts` header saying how many keys were tried.
+ * ready: until the first one is back, or `blockedRetryAfterMs` when every key is blocked), 502
+ * (upstream unreachable with every key tried), 504 (no answer within `upstreamTimeoutMs` with every
+ * key tried), 413 (body over `maxBodyBytes`). Otherwise the upstream's answer is passed on, also the
+ * last key's failure (such as its 429), with an `x-gateway-attempts` header saying how many keys were
+ * tried.
+ *
+ * What crosses it is filtered (see `./gateway-hygiene.ts`): only an allow-list of request headers goes
+ * upstream, the upstream's cookies never reach a client, and an error body that echoes the key shows
+ * the key's masked hint instead.
  *
  * Run alone:
  *
@@ -22,18 +28,13 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import type { ReadableStream as NodeReadableStream } from "node:stream/web";
+import { EventEmitter } from "node:events";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { Readable } from "node:stream";
 import { parseArgs } from "node:util";
-import {
-  CredentialRouter,
-  fingerprint,
-  isNoKeyAvailableError,
-  type CredentialRouterOptions,
-  type RouterEvent,
-} from "../src/index.js";
+import { CredentialRouter, isNoKeyAvailableError, type CredentialRouterOptions, type RouterEvent } from "../src/index.js";
+import { clientResponseHeaders, forwardedRequestHeaders } from "./gateway-hygiene.js";
+import { isBodyTimeout, openUpstream, UpstreamTimeoutError, type UpstreamAnswer } from "./gateway-upstream.js";
 import { listen, runAsProgram } from "./program.js";
 
 /** Options of {@link startGateway}. */
@@ -56,6 +57,13 @@ export interface GatewayOptions {
    */
   maxWaitMs?: number;
   /**
+   * How long the gateway waits for the upstream's response headers, and for each next piece of a body
+   * (a stream that stalls that long is cut), in milliseconds. A timeout counts against the key like a
+   * 5xx (it cools down; the next key is tried), and the last key's is answered 504. `0` waits for ever.
+   * @defaultValue `60_000`
+   */
+  upstreamTimeoutMs?: number;
+  /**
    * The largest request body accepted (it is held in memory, to be sent again with another key).
    * @defaultValue `33_554_432` (32 MiB)
    */
@@ -67,16 +75,23 @@ export interface GatewayOptions {
    */
   blockedRetryAfterMs?: number;
   /**
-   * Where log lines go (one per request, one per key state change); they name keys by hint only.
+   * Where log lines go: one per key state change, and one per request with `logRequests`. They name
+   * keys by hint only.
    * @defaultValue `undefined` (no logging)
    */
   log?: (line: string) => void;
+  /**
+   * Whether `log` also gets a line per request (method, path, status, time, attempts, key hint).
+   * @defaultValue `false`
+   */
+  logRequests?: boolean;
 }
 
 /** A running gateway. */
 export interface Gateway {
   /** Its origin, such as `http://127.0.0.1:8080`; clients use `${url}/v1` as their base URL. */
   url: string;
+  /** The port it listens on (the one it got, when asked for port 0). */
   port: number;
   /** The router that picks the keys. */
   router: CredentialRouter;
@@ -87,17 +102,52 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-// Hop-by-hop headers (RFC 9110 section 7.6.1) are for one connection only. `host` and the body's
-// length are set anew by fetch; `expect` is refused by undici; `authorization` is replaced by the key.
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"]);
-const NOT_FORWARDED = new Set([...HOP_BY_HOP, "host", "content-length", "expect", "authorization", "accept-encoding"]);
-// The encodings fetch decodes: the body we stream back is no longer encoded, nor of the length the
-// upstream announced.
-const DECODED = new Set(["gzip", "x-gzip", "deflate", "br"]);
+/** The largest value a Node timer holds. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/**
+ * Thrown by an attempt once the client has left. Its status, 499 (nginx's "client closed request"),
+ * is a 4xx that `execute` neither marks a key for nor retries: the call ends there, without the cost
+ * of a `classify` on every call.
+ */
+class ClientLeftError extends Error {
+  readonly status = 499;
+  constructor() {
+    super("the client closed the connection");
+  }
+}
+
+/**
+ * Whether the client of a request went away, told to those who must stop: the upstream call (undici
+ * takes an EventEmitter for a signal, and aborts on its `abort` event) and, when a request may wait
+ * for a key, `execute`'s wait. An AbortController is made only then: in Node 20 one costs about
+ * 10 µs (its collection included), a good share of all the gateway spends on a request.
+ */
+class ClientGone extends EventEmitter {
+  gone = false;
+  readonly #wait: AbortController | undefined;
+
+  constructor(mayWait: boolean) {
+    super();
+    this.#wait = mayWait ? new AbortController() : undefined;
+  }
+
+  /** For `execute`, which then stops waiting for a key when the client leaves. */
+  get waitSignal(): AbortSignal | undefined {
+    return this.#wait?.signal;
+  }
+
+  leave(): void {
+    this.gone = true;
+    this.emit("abort");
+    this.#wait?.abort(new Error("the client closed the connection"));
+  }
+}
 
 /**
  * Starts the gateway on `host:port`.
- * @throws TypeError for a missing or malformed option (messages never contain a key or the token).
+ * @throws TypeError for a missing or malformed option, RangeError for a number out of range (messages
+ * never contain a key or the token).
  * @example
  * ```ts
  * const gateway = await startGateway({ upstream: "https://api.openai.com", keys, clientToken: "secret" });
@@ -105,7 +155,20 @@ const DECODED = new Set(["gzip", "x-gzip", "deflate", "br"]);
  * ```
  */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
-  const { upstream, keys, clientToken, port = 0, host = "127.0.0.1", routerOptions, maxWaitMs = 0, maxBodyBytes = 32 * 1024 * 1024, blockedRetryAfterMs = 60_000, log } = options;
+  const {
+    upstream,
+    keys,
+    clientToken,
+    port = 0,
+    host = "127.0.0.1",
+    routerOptions,
+    maxWaitMs = 0,
+    upstreamTimeoutMs = 60_000,
+    maxBodyBytes = 32 * 1024 * 1024,
+    blockedRetryAfterMs = 60_000,
+    log,
+    logRequests = false,
+  } = options;
   let upstreamUrl: URL;
   try {
     upstreamUrl = new URL(upstream);
@@ -116,30 +179,45 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     throw new TypeError("upstream must be an http(s) URL such as https://api.openai.com");
   }
   if (typeof clientToken !== "string" || clientToken === "") throw new TypeError("clientToken must be a non-empty string");
+  if (typeof upstreamTimeoutMs !== "number") throw new TypeError(`upstreamTimeoutMs must be a number, received ${typeof upstreamTimeoutMs}`);
+  if (!(upstreamTimeoutMs >= 0 && upstreamTimeoutMs <= MAX_TIMEOUT_MS)) {
+    throw new RangeError(`upstreamTimeoutMs must be from 0 to ${MAX_TIMEOUT_MS}, received ${upstreamTimeoutMs}`);
+  }
   if (keys instanceof CredentialRouter && routerOptions !== undefined) {
     throw new TypeError("routerOptions applies only when keys is a list; configure the router you pass instead");
   }
   const router = keys instanceof CredentialRouter ? keys : new CredentialRouter(keys, routerOptions);
   // Upstream paths go under the upstream's own base path, if it has one.
-  const upstreamBase = upstreamUrl.origin + upstreamUrl.pathname.replace(/\/+$/, "");
+  const upstreamBasePath = upstreamUrl.pathname.replace(/\/+$/, "");
+  const upstreamClient = openUpstream(upstreamUrl.origin, upstreamTimeoutMs);
 
   const expectedToken = sha256(clientToken);
+  // Authorization headers found right once (a few spellings at most: "Bearer", "bearer"...) pass by a
+  // Set lookup next time instead of a digest, which is a good share of a request's cost. A lookup
+  // tells only whether the whole header is one of them, as the digests do.
+  const rightHeaders = new Set<string>();
   const authorized = (header: string | undefined): boolean => {
-    const token = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header ?? "")?.[1];
+    if (header === undefined) return false;
+    if (rightHeaders.has(header)) return true;
+    const token = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header)?.[1];
     // Comparing digests of equal length, in constant time, leaks neither the token nor its length.
-    return timingSafeEqual(sha256(token ?? ""), expectedToken) && token !== undefined;
+    const right = timingSafeEqual(sha256(token ?? ""), expectedToken) && token !== undefined;
+    if (right && rightHeaders.size < 8) rightHeaders.add(header);
+    return right;
   };
 
-  const hintOf = log === undefined ? () => "" : hintLookup(router);
   const unsubscribe = log === undefined ? () => {} : router.subscribe((event) => log(describeEvent(event)));
+  const requestLog = log !== undefined && logRequests ? log : undefined;
 
   const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
-    const startedAt = performance.now();
     const method = request.method ?? "GET";
-    // Parsed, so that dot segments cannot step out of /v1 ("/v1/../x" is "/x").
-    const url = new URL(request.url ?? "/", "http://gateway.invalid");
-    const done = (status: number, detail = "") =>
-      log?.(`${method} ${url.pathname} ${status} ${Math.round(performance.now() - startedAt)}ms${detail}`);
+    const url = requestPath(request.url ?? "/");
+    // Nothing is measured or formatted for a log nobody asked for.
+    const startedAt = requestLog === undefined ? 0 : performance.now();
+    const done =
+      requestLog === undefined
+        ? ignore
+        : (status: number, detail = "") => requestLog(`${method} ${url.pathname} ${status} ${Math.round(performance.now() - startedAt)}ms${detail}`);
 
     if (!authorized(request.headers.authorization)) {
       request.resume();
@@ -168,12 +246,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
 
     // The client going away (before or during the answer) cancels the upstream call and any wait.
-    const clientGone = new AbortController();
+    const client = new ClientGone(maxWaitMs > 0);
     response.on("close", () => {
-      if (!response.writableFinished) clientGone.abort(new Error("the client closed the connection"));
+      if (!response.writableFinished) client.leave();
     });
 
-    let body: Uint8Array<ArrayBuffer> | undefined;
+    let body: Uint8Array | undefined;
     if (method !== "GET" && method !== "HEAD") {
       try {
         body = await readBody(request, maxBodyBytes);
@@ -187,24 +265,36 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       }
     }
 
-    const target = upstreamBase + url.pathname + url.search;
-    const forwarded = forwardedHeaders(request.headers);
+    const path = upstreamBasePath + url.pathname + url.search;
+    const forwarded = forwardedRequestHeaders(request.headers);
     let attempts = 0;
     let lastKey = "";
-    let upstreamResponse: Response;
+    let lastHint = "";
+    let latest: UpstreamAnswer | undefined;
+    let answer: UpstreamAnswer;
     try {
-      upstreamResponse = await router.execute(
-        (key, { attempt, signal }) => {
-          attempts = attempt;
+      answer = await router.execute(
+        async (key, context) => {
+          if (client.gone) throw new ClientLeftError();
+          attempts = context.attempt;
           lastKey = key;
-          const headers = new Headers(forwarded);
-          headers.set("authorization", `Bearer ${key}`);
-          return fetch(target, { method, headers, body: body ?? null, signal, redirect: "manual" });
+          lastHint = context.hint;
+          // The same object for each attempt: undici reads the headers when the request is made.
+          forwarded.authorization = `Bearer ${key}`;
+          try {
+            return (latest = await upstreamClient.send({ method, path, headers: forwarded, body, signal: client, key, hint: context.hint }));
+          } catch (error) {
+            // Cut short because the client left: that says nothing of the key, and no other key is to
+            // be tried (a 499, which execute passes on as it is).
+            throw client.gone ? new ClientLeftError() : error;
+          }
         },
-        { signal: clientGone.signal, maxWaitMs },
+        { signal: client.waitSignal, maxWaitMs },
       );
     } catch (error) {
-      if (clientGone.signal.aborted) {
+      // An error answer is read already; a success that nobody will stream is let go.
+      if (latest?.bytes === undefined) latest?.body.destroy();
+      if (client.gone) {
         response.destroy();
         return done(499, " (client gone)");
       }
@@ -214,31 +304,46 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         sendJson(response, 503, gatewayError(error.message, "no_key_available", { retry_after_ms: error.retryAfterMs === undefined ? null : Math.ceil(error.retryAfterMs) }));
         return done(503, error.retryAfterMs === undefined ? " (no key: all blocked)" : ` (no key for ${Math.ceil(error.retryAfterMs)}ms)`);
       }
-      // A network failure on the last key tried. Its message is undici's ("fetch failed"); the cause
-      // code (ECONNREFUSED...) is what helps, and neither holds a key.
-      const code = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
+      if (error instanceof UpstreamTimeoutError) {
+        response.setHeader("x-gateway-attempts", String(attempts));
+        sendJson(response, 504, gatewayError(error.message, "upstream_timeout"));
+        return done(504, ` attempts=${attempts} (timeout)`);
+      }
+      // A network failure on the last key tried. Its code (ECONNREFUSED, UND_ERR_SOCKET...) is what
+      // helps, and holds no key.
+      const code = (error as { code?: unknown } | null)?.code ?? (error as { cause?: { code?: unknown } } | null)?.cause?.code;
+      response.setHeader("x-gateway-attempts", String(attempts));
       sendJson(response, 502, gatewayError(`The upstream could not be reached${typeof code === "string" ? ` (${code})` : ""}.`, "upstream_unreachable"));
       return done(502, ` attempts=${attempts}`);
     }
 
-    response.writeHead(upstreamResponse.status, responseHeaders(upstreamResponse.headers, attempts));
-    const detail = ` attempts=${attempts} key=${hintOf(lastKey)}`;
-    if (upstreamResponse.body === null || method === "HEAD") {
-      await upstreamResponse.body?.cancel().catch(() => {});
-      response.end();
-      return done(upstreamResponse.status, detail);
+    if (client.gone) {
+      if (answer.bytes === undefined) answer.body.destroy();
+      return done(499, " (client gone)");
     }
-    // Headers go out now, so that a client of a stream sees the response start before the first event.
-    response.flushHeaders();
-    try {
-      await pipeline(Readable.fromWeb(upstreamResponse.body as NodeReadableStream<Uint8Array>), response);
-      done(upstreamResponse.status, detail);
-    } catch {
-      // The client left, or the upstream broke off mid-body: nothing more can be said to the client.
-      clientGone.abort(new Error("the response was cut short"));
-      response.destroy();
-      done(upstreamResponse.status, `${detail} (cut short)`);
+    const detail = ` attempts=${attempts} key=${lastHint}`;
+    const headers = clientResponseHeaders(answer.headers.all, answer.bytes !== undefined);
+    headers["x-gateway-attempts"] = String(attempts);
+    if (answer.bytes !== undefined) {
+      headers["content-length"] = answer.bytes.byteLength;
+      response.writeHead(answer.status, headers);
+      response.end(method === "HEAD" ? undefined : answer.bytes);
+      return done(answer.status, detail);
     }
+    response.writeHead(answer.status, headers);
+    // Headers go out now when the length is unknown (a stream), so that its client sees the response
+    // start before the first event; otherwise they leave with the body, in one write.
+    if (headers["content-length"] === undefined) response.flushHeaders();
+    const failure = await forward(answer.body, response);
+    if (failure === undefined) return done(answer.status, detail);
+    // The client left, or the upstream broke off or stalled mid-body: nothing more can be said to the
+    // client. A stall is the key's service failing, as a timeout before the headers is.
+    response.destroy();
+    if (isBodyTimeout(failure)) {
+      router.markError(lastKey);
+      return done(answer.status, `${detail} (upstream stalled: cut)`);
+    }
+    done(answer.status, `${detail} (cut short)`);
   };
 
   // Requests being answered: close() waits for them, then ends every connection left (idle ones, and
@@ -257,69 +362,43 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       else response.destroy();
     });
   });
-  const address = await listen(server, port, host);
+  const address = await listen(server, port, host).catch(async (error: unknown) => {
+    await upstreamClient.close();
+    throw error;
+  });
   const url = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
   return {
     url,
     port: address.port,
     router,
-    close: () => {
+    close: async () => {
       unsubscribe();
       closing = true;
-      return new Promise<void>((resolve, reject) => {
+      await new Promise<void>((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()));
         if (active === 0) server.closeAllConnections();
         else server.closeIdleConnections();
       });
+      await upstreamClient.close();
     },
   };
 }
 
-/** The client's request headers that go upstream: not hop-by-hop, not its own Authorization. */
-function forwardedHeaders(incoming: IncomingHttpHeaders): Headers {
-  const headers = new Headers();
-  // Headers the client named in `Connection` are hop-by-hop too.
-  const listed = new Set(String(incoming.connection ?? "").toLowerCase().split(",").map((name) => name.trim()));
-  for (const [name, value] of Object.entries(incoming)) {
-    if (value === undefined || NOT_FORWARDED.has(name) || listed.has(name)) continue;
-    for (const item of Array.isArray(value) ? value : [value]) headers.append(name, item);
-  }
-  return headers;
-}
+function ignore(): void {}
 
-/** The upstream's response headers that go to the client. */
-function responseHeaders(upstream: Headers, attempts: number): OutgoingHttpHeaders {
-  const headers: OutgoingHttpHeaders = {};
-  const listed = new Set((upstream.get("connection") ?? "").toLowerCase().split(",").map((name) => name.trim()));
-  const encoding = upstream.get("content-encoding")?.trim().toLowerCase();
-  const decoded = encoding !== undefined && DECODED.has(encoding);
-  upstream.forEach((value, name) => {
-    if (HOP_BY_HOP.has(name) || listed.has(name) || name === "set-cookie") return;
-    if (decoded && (name === "content-encoding" || name === "content-length")) return;
-    headers[name] = value;
-  });
-  const cookies = upstream.getSetCookie();
-  if (cookies.length > 0) headers["set-cookie"] = cookies;
-  headers["x-gateway-attempts"] = String(attempts);
-  return headers;
-}
+// A path without dot segments, percent-escapes or backslashes, and a query of characters URL parsing
+// leaves alone: taken as it is, as `new URL` would give it back (which costs a few µs a request).
+const PLAIN_PATH = /^(\/[\w\-/]*)(\?[\w\-.~&=+,:@/]*)?$/;
 
 /**
- * The masked hint of a key the router handed out, for log lines. `execute` gives `fn` the key but not
- * its index or hint, so the hint is found through the key's fingerprint, which snapshots carry.
+ * The path and query of a request target, normalised: dot segments resolved ("/v1/../x" is "/x"), so
+ * that they cannot step out of /v1.
  */
-function hintLookup(router: CredentialRouter): (key: string) => string {
-  let hintById: Map<string, string> | undefined;
-  const cache = new Map<string, string>();
-  return (key) => {
-    let hint = cache.get(key);
-    if (hint === undefined) {
-      hintById ??= new Map(router.snapshot().map((row) => [row.id, row.hint]));
-      hint = hintById.get(fingerprint(key)) ?? "?";
-      cache.set(key, hint);
-    }
-    return hint;
-  };
+function requestPath(target: string): { pathname: string; search: string } {
+  const plain = PLAIN_PATH.exec(target);
+  if (plain !== null) return { pathname: plain[1]!, search: plain[2] ?? "" };
+  const { pathname, search } = new URL(target, "http://gateway.invalid");
+  return { pathname, search };
 }
 
 function describeEvent(event: RouterEvent): string {
@@ -353,22 +432,55 @@ function sendJson(response: ServerResponse, status: number, body: unknown): void
 
 class BodyTooLargeError extends Error {}
 
-/** The whole request body, as bytes that fetch can send again with each key. */
-async function readBody(request: IncomingMessage, maxBytes: number): Promise<Uint8Array<ArrayBuffer>> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of request) {
-    length += (chunk as Buffer).length;
-    if (length > maxBytes) throw new BodyTooLargeError();
-    chunks.push(chunk as Buffer);
-  }
-  const body = new Uint8Array(length);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return body;
+/**
+ * Streams an upstream body to the client. Resolves once it is all sent (`undefined`), or with why it
+ * was not: the upstream's error, or the client's leaving (the upstream body is then let go). Written
+ * out rather than `stream.pipeline` (an AbortController and an AbortError per call) or `pipe` (twice
+ * the listeners): this runs for every request.
+ */
+function forward(body: Readable, response: ServerResponse): Promise<unknown> {
+  return new Promise((resolve) => {
+    if (response.destroyed) {
+      body.destroy();
+      return resolve(new Error("the client closed the connection"));
+    }
+    body.on("data", (chunk: Buffer) => {
+      // The client reads slower than the upstream sends: hold the upstream until it catches up.
+      if (!response.write(chunk)) {
+        body.pause();
+        response.once("drain", () => body.resume());
+      }
+    });
+    body.once("end", () => response.end());
+    body.once("error", resolve);
+    response.once("finish", () => resolve(undefined));
+    response.once("close", () => {
+      if (response.writableFinished) return;
+      body.destroy();
+      resolve(new Error("the client closed the connection"));
+    });
+  });
+}
+
+/** The whole request body, as bytes that can be sent again with each key. */
+function readBody(request: IncomingMessage, maxBytes: number): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    request.on("data", (chunk: Buffer) => {
+      if (length > maxBytes) return; // over the limit: the rest is read only to be thrown away
+      length += chunk.length;
+      if (length <= maxBytes) return void chunks.push(chunk);
+      chunks.length = 0;
+      reject(new BodyTooLargeError());
+    });
+    request.once("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)));
+    request.once("error", reject);
+    // The client went away mid-body: no "end" and, on a closed connection, no "error" either.
+    request.once("close", () => {
+      if (!request.complete) reject(new Error("the client closed the connection"));
+    });
+  });
 }
 
 function sha256(text: string): Buffer {
@@ -384,22 +496,30 @@ export function parseKeysFile(text: string): string[] {
 }
 
 const USAGE = `usage: npm run gateway -- --upstream <origin> --keys-file <file> --client-token <token> [--port <n>] [--host <host>]
-                          [--max-wait-ms <ms>] [--cooldown-ms <ms>]
+                          [--max-wait-ms <ms>] [--cooldown-ms <ms>] [--upstream-timeout-ms <ms>] [--log-requests]
 
-  --upstream      where /v1/* goes, such as https://api.openai.com        (or GATEWAY_UPSTREAM)
-  --keys-file     the API keys, one per line; blank lines and # comments  (or GATEWAY_KEYS_FILE)
-                  are skipped
-  --client-token  what clients send as "Authorization: Bearer <token>"   (or GATEWAY_CLIENT_TOKEN;
-                  prefer the variable: arguments are visible to other users)
-  --port          the port to listen on; 0 takes a free one (default 0)    (or GATEWAY_PORT)
-  --host          the address to bind (default 127.0.0.1)                 (or GATEWAY_HOST)
-  --max-wait-ms   how long a request may wait for a cooling key (default 0) (or GATEWAY_MAX_WAIT_MS)
-  --cooldown-ms   how long a key cools after a 5xx without Retry-After     (or GATEWAY_COOLDOWN_MS)
-                  (default 30000)`;
+  --upstream             where /v1/* goes, such as https://api.openai.com   (or GATEWAY_UPSTREAM)
+  --keys-file            the API keys, one per line; blank lines and        (or GATEWAY_KEYS_FILE)
+                         # comments are skipped
+  --client-token         what clients send as "Authorization: Bearer <token>" (or GATEWAY_CLIENT_TOKEN;
+                         prefer the variable: arguments are visible to other users)
+  --port                 the port to listen on; 0 takes a free one          (or GATEWAY_PORT)
+                         (default 0)
+  --host                 the address to bind (default 127.0.0.1)            (or GATEWAY_HOST)
+  --max-wait-ms          how long a request may wait for a cooling key      (or GATEWAY_MAX_WAIT_MS)
+                         (default 0)
+  --cooldown-ms          how long a key cools after a 5xx or a timeout      (or GATEWAY_COOLDOWN_MS)
+                         without Retry-After (default 30000)
+  --upstream-timeout-ms  how long to wait for the upstream's headers, and   (or GATEWAY_UPSTREAM_TIMEOUT_MS)
+                         for each next piece of a body; 0 waits for ever
+                         (default 60000)
+  --log-requests         a line on stderr per request, besides the lines    (or GATEWAY_LOG_REQUESTS=1)
+                         for key state changes`;
 
 /**
  * The command line: starts a gateway from flags (or environment variables), prints
- * `listening on <url>`, logs requests to stderr and stops on SIGINT/SIGTERM.
+ * `listening on <url>`, logs key state changes (and with `--log-requests` each request) to stderr and
+ * stops on SIGINT/SIGTERM.
  * @returns The exit code: 0 after a clean stop, 2 for bad usage.
  */
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -415,6 +535,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         "client-token": { type: "string" },
         "max-wait-ms": { type: "string" },
         "cooldown-ms": { type: "string" },
+        "upstream-timeout-ms": { type: "string" },
+        "log-requests": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -430,7 +552,12 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const keysFile = values["keys-file"] ?? env.GATEWAY_KEYS_FILE;
   const clientToken = values["client-token"] ?? env.GATEWAY_CLIENT_TOKEN;
   const portText = values.port ?? env.GATEWAY_PORT ?? "0";
-  const durationTexts = { "max-wait-ms": values["max-wait-ms"] ?? env.GATEWAY_MAX_WAIT_MS, "cooldown-ms": values["cooldown-ms"] ?? env.GATEWAY_COOLDOWN_MS };
+  const durationTexts = {
+    "max-wait-ms": values["max-wait-ms"] ?? env.GATEWAY_MAX_WAIT_MS,
+    "cooldown-ms": values["cooldown-ms"] ?? env.GATEWAY_COOLDOWN_MS,
+    "upstream-timeout-ms": values["upstream-timeout-ms"] ?? env.GATEWAY_UPSTREAM_TIMEOUT_MS,
+  };
+  const logRequestsText = values["log-requests"] ? "1" : (env.GATEWAY_LOG_REQUESTS ?? "");
   const host = values.host ?? env.GATEWAY_HOST ?? "127.0.0.1";
   const missing = [
     upstream === undefined || upstream === "" ? "--upstream" : "",
@@ -445,13 +572,20 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const port = Number(portText);
   if (!(Number.isInteger(port) && port >= 0 && port <= 65_535)) return usageError(`--port (or GATEWAY_PORT) must be an integer from 0 to 65535, received ${JSON.stringify(portText)}`);
   const durations: Record<string, number | undefined> = {};
-  for (const name of ["max-wait-ms", "cooldown-ms"] as const) {
+  for (const name of ["max-wait-ms", "cooldown-ms", "upstream-timeout-ms"] as const) {
     const text = durationTexts[name];
     if (text === undefined || text === "") continue;
     const value = Number(text);
     const variable = `GATEWAY_${name.toUpperCase().replaceAll("-", "_")}`;
-    if (!(value >= 0 && value < Infinity)) return usageError(`--${name} (or ${variable}) must be a number >= 0, received ${JSON.stringify(text)}`);
+    // A timer holds at most MAX_TIMEOUT_MS; the other durations are the router's, which checks them.
+    const max = name === "upstream-timeout-ms" ? MAX_TIMEOUT_MS : Infinity;
+    if (!(value >= 0 && value < Infinity && value <= max)) {
+      return usageError(`--${name} (or ${variable}) must be a number ${max < Infinity ? `from 0 to ${max}` : ">= 0"}, received ${JSON.stringify(text)}`);
+    }
     durations[name] = value;
+  }
+  if (!["", "0", "1", "false", "true"].includes(logRequestsText)) {
+    return usageError(`GATEWAY_LOG_REQUESTS must be 1, true, 0 or false, received ${JSON.stringify(logRequestsText)}`);
   }
   let keys: string[];
   try {
@@ -470,8 +604,10 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       port,
       host,
       log: (line) => console.error(`${new Date().toISOString()} ${line}`),
+      logRequests: logRequestsText === "1" || logRequestsText === "true",
     };
     if (durations["max-wait-ms"] !== undefined) options.maxWaitMs = durations["max-wait-ms"];
+    if (durations["upstream-timeout-ms"] !== undefined) options.upstreamTimeoutMs = durations["upstream-timeout-ms"];
     if (durations["cooldown-ms"] !== undefined) options.routerOptions = { cooldownMs: durations["cooldown-ms"] };
     gateway = await startGateway(options);
   } catch (error) {

@@ -1,8 +1,9 @@
 /**
  * A stand-in for an OpenAI-style provider, for the demo and the tests: chat completions (JSON, or
  * server-sent events with `"stream": true`), a request limit per key per window answered with 429 and
- * the provider's real rate-limit headers, one or more revoked keys (401), occasional 500/503 drawn from
- * a seeded PRNG, and some slow responses. It counts what it did for each key.
+ * the provider's real rate-limit headers, one or more revoked keys (401), unknown keys answered 401 with
+ * the key echoed partly masked as OpenAI does, occasional 500/503 drawn from a seeded PRNG, and some
+ * slow responses. It counts what it did for each key.
  *
  * Run alone:
  *
@@ -199,7 +200,8 @@ export async function startMockUpstream(options: MockUpstreamOptions): Promise<M
           ? "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth."
           : revoked.has(key)
             ? "The API key provided has been revoked."
-            : "Incorrect API key provided.";
+            : // As OpenAI words it, echoing the key with its middle masked.
+              `Incorrect API key provided: ${echo(key)}. You can find your API key at https://platform.openai.com/account/api-keys.`;
       return sendJson(response, 401, openAiError(message, "invalid_request_error", "invalid_api_key"));
     }
 
@@ -389,6 +391,11 @@ function readKeys(file: string): string[] {
     .split(/\r?\n/)
     .map((line) => line.trim())
     .filter((line) => line !== "" && !line.startsWith("#"));
+}
+
+/** A key as OpenAI's 401 echoes it: the first 7 and last 4 characters shown, the rest as `*`. */
+function echo(key: string): string {
+  return key.length > 11 ? `${key.slice(0, 7)}${"*".repeat(key.length - 11)}${key.slice(-4)}` : "*".repeat(key.length);
 }
 
 /** A key for people: its first and last 4 characters, as the router's hints show it. */

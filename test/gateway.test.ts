@@ -1,10 +1,17 @@
-import { request } from "node:http";
+import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { main, parseKeysFile, startGateway, type Gateway, type GatewayOptions } from "../examples/gateway.js";
 import { startMockUpstream, type MockUpstream, type MockUpstreamOptions } from "../examples/mock-upstream.js";
+import { listen } from "../examples/program.js";
 import { CredentialRouter, fingerprint } from "../src/index.js";
 import { manualClock } from "./helpers/fixtures.js";
+
+// Each test starts its own upstream and gateway, so that it passes alone and in any order. Waits for
+// an event are bounded by this, which a loaded machine never comes near.
+vi.setConfig({ testTimeout: 30_000, hookTimeout: 30_000 });
+/** How long `vi.waitFor` may poll for something that happens within milliseconds on an idle machine. */
+const EVENTUALLY = { timeout: 20_000, interval: 5 };
 
 const TOKEN = "gateway-client-token-0123456789";
 const KEY_A = "sk-test-AAAA1111bbbb2222cccc";
@@ -13,18 +20,41 @@ const KEY_C = "sk-test-CCCC5555ffff6666gggg";
 const REVOKED = "sk-test-REVOKED777hhhh8888";
 const SECRETS = [KEY_A, KEY_B, KEY_C, REVOKED, TOKEN];
 
-/** A clock the test moves by hand: the mock's rate-limit windows run on it. */
-/** Every server a test starts, closed in afterAll. */
+/** Every server the current test started, closed after it. */
 const running: Array<{ close(): Promise<void> }> = [];
-afterAll(async () => {
+afterEach(async () => {
   await Promise.all(running.splice(0).map((server) => server.close()));
 });
+
+/** Log lines as they arrive, and a way to wait for one. */
+class Logs {
+  readonly lines: string[] = [];
+  #waiting: Array<{ matches: (line: string) => boolean; resolve: (line: string) => void }> = [];
+
+  readonly push = (line: string): void => {
+    this.lines.push(line);
+    for (const waiter of this.#waiting.filter(({ matches }) => matches(line))) {
+      this.#waiting.splice(this.#waiting.indexOf(waiter), 1);
+      waiter.resolve(line);
+    }
+  };
+
+  /** The first line (logged already or to come) that `matches`. */
+  line(matches: (line: string) => boolean): Promise<string> {
+    const found = this.lines.find(matches);
+    return found !== undefined ? Promise.resolve(found) : new Promise((resolve) => this.#waiting.push({ matches, resolve }));
+  }
+
+  text(): string {
+    return this.lines.join("\n");
+  }
+}
 
 /** A mock upstream (no random errors, no delays unless asked) and a gateway in front of it. */
 async function setup(
   upstreamOptions: Partial<MockUpstreamOptions> = {},
   gatewayOptions: Partial<GatewayOptions> = {},
-): Promise<{ upstream: MockUpstream; gateway: Gateway; logs: string[] }> {
+): Promise<{ upstream: MockUpstream; gateway: Gateway; logs: Logs }> {
   const upstream = await startMockUpstream({
     keys: [KEY_A, KEY_B, KEY_C],
     revokedKeys: [REVOKED],
@@ -35,12 +65,13 @@ async function setup(
     ...upstreamOptions,
   });
   running.push(upstream);
-  const logs: string[] = [];
+  const logs = new Logs();
   const options: GatewayOptions = {
     upstream: upstream.url,
     keys: [KEY_A, KEY_B, KEY_C],
     clientToken: TOKEN,
-    log: (line) => logs.push(line),
+    log: logs.push,
+    logRequests: true,
     ...gatewayOptions,
   };
   // The first ready key, always: each test knows which key a request goes to.
@@ -48,6 +79,27 @@ async function setup(
   const gateway = await startGateway(options);
   running.push(gateway);
   return { upstream, gateway, logs };
+}
+
+/**
+ * Mock options that hold a stream before its content chunk `index` until `release()`; `reached`
+ * resolves when a stream gets there.
+ */
+function holdStream(index = 1) {
+  let reached!: () => void;
+  const hold = {
+    reached: new Promise<void>((resolve) => (reached = resolve)),
+    release: () => {},
+    options: {
+      beforeChunk: async (at: number) => {
+        if (at !== index) return;
+        const released = new Promise<void>((resolve) => (hold.release = resolve));
+        reached();
+        await released;
+      },
+    } satisfies Partial<MockUpstreamOptions>,
+  };
+  return hold;
 }
 
 function chat(
@@ -73,19 +125,55 @@ function rawGet(url: string, path: string): Promise<number> {
   });
 }
 
+/**
+ * An upstream of the test's own making, for what the mock does not do (hang, set cookies, echo the
+ * key); it records the headers of each request it gets.
+ */
+async function startFakeUpstream(handle: (request: IncomingMessage, response: ServerResponse) => void) {
+  const received: IncomingHttpHeaders[] = [];
+  const targets: string[] = [];
+  const server = createServer((incoming, response) => {
+    received.push(incoming.headers);
+    targets.push(incoming.url ?? "");
+    incoming.resume();
+    handle(incoming, response);
+  });
+  const address = await listen(server, 0, "127.0.0.1");
+  running.push({
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  });
+  return { url: `http://127.0.0.1:${address.port}`, received, targets };
+}
+
+/** The bearer token a request to a fake upstream carried. */
+const bearer = (incoming: IncomingMessage) => incoming.headers.authorization?.replace(/^Bearer /, "") ?? "";
+
+/** A request through the gateway with exactly these headers; the answer's raw headers and text. */
+function rawRequest(url: string, path: string, headers: Record<string, string>, body = "{}"): Promise<{ status: number; headers: IncomingHttpHeaders; text: string }> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request(`${url}${path}`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}`, ...headers } }, (incoming) => {
+      let text = "";
+      incoming.setEncoding("utf8");
+      incoming.on("data", (chunk: string) => (text += chunk));
+      incoming.on("end", () => resolve({ status: incoming.statusCode ?? 0, headers: incoming.headers, text }));
+      incoming.on("error", reject);
+    });
+    outgoing.on("error", reject);
+    outgoing.end(body);
+  });
+}
+
 function expectNoSecret(text: string) {
   for (const secret of SECRETS) expect(text).not.toContain(secret);
 }
 
 describe("gateway: client token", () => {
-  let upstream: MockUpstream;
-  let gateway: Gateway;
-  let logs: string[];
-  beforeAll(async () => {
-    ({ upstream, gateway, logs } = await setup());
-  });
-
   it("answers 401 without a token, with a wrong one, or with another scheme, and never calls the upstream", async () => {
+    const { upstream, gateway, logs } = await setup();
     const attempts = [
       chat(gateway, undefined, null),
       chat(gateway, undefined, "wrong-token"),
@@ -102,34 +190,62 @@ describe("gateway: client token", () => {
       expect(body.error.code).toBe("invalid_gateway_token");
     }
     expect(upstream.stats().total.requests).toBe(0);
-    expectNoSecret(logs.join("\n"));
+    expectNoSecret(logs.text());
   });
 
   it("lets the right token through, whatever the case of the scheme", async () => {
+    const { upstream, gateway } = await setup();
     const response = await fetch(`${gateway.url}/v1/models`, { headers: { authorization: `bearer ${TOKEN}` } });
     expect(response.status).toBe(200);
     expect(upstream.stats().total.requests).toBe(1);
+    // Once a token went through, near misses still do not, and the right spellings still do.
+    for (const [authorization, status] of [
+      [`bearer ${TOKEN}x`, 401],
+      [`bearer ${TOKEN.slice(0, -1)}`, 401],
+      [`Bearer ${TOKEN}`, 200],
+      [`bearer ${TOKEN}`, 200],
+      [`bearer  ${TOKEN} `, 200],
+      [`Basic ${TOKEN}`, 401],
+    ] as const) {
+      const again = await fetch(`${gateway.url}/v1/models`, { headers: { authorization } });
+      await again.text();
+      expect([authorization, again.status]).toEqual([authorization, status]);
+    }
+    expect(upstream.stats().total.requests).toBe(4);
+  });
+
+  it("forwards the path and query under the upstream's base path, dot segments resolved", async () => {
+    const upstream = await startFakeUpstream((_incoming, response) => response.end("{}"));
+    const { gateway } = await setup({}, { upstream: `${upstream.url}/openai/` });
+    for (const path of ["/v1/models", "/v1/models?limit=2&after=model-x", "/v1/files/file-abc.jsonl", "/v1/a/./b/../c?q=%20x", "/v1/x?q=a'b"]) {
+      expect(await rawGet(gateway.url, path)).toBe(200);
+    }
+    expect(upstream.targets).toEqual([
+      "/openai/v1/models",
+      "/openai/v1/models?limit=2&after=model-x",
+      "/openai/v1/files/file-abc.jsonl",
+      "/openai/v1/a/c?q=%20x",
+      "/openai/v1/x?q=a%27b",
+    ]);
   });
 
   it("answers 404 outside /v1 and /keys, and does not let dot segments leave /v1", async () => {
-    const before = upstream.stats().total.requests;
+    const { upstream, gateway } = await setup();
     expect(await rawGet(gateway.url, "/v1/../admin")).toBe(404);
     expect(await rawGet(gateway.url, "/v1/%2e%2e/admin")).toBe(404);
     expect(await rawGet(gateway.url, "/")).toBe(404);
-    expect(upstream.stats().total.requests).toBe(before);
+    expect(upstream.stats().total.requests).toBe(0);
   });
 });
 
 describe("gateway: with the official OpenAI SDK as the client", () => {
-  let upstream: MockUpstream;
-  let gateway: Gateway;
-  let client: OpenAI;
-  beforeAll(async () => {
-    ({ upstream, gateway } = await setup());
-    client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: TOKEN, maxRetries: 0 });
-  });
+  async function start() {
+    const { upstream, gateway } = await setup();
+    return { upstream, client: new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: TOKEN, maxRetries: 0 }) };
+  }
 
   it("gets a chat completion", async () => {
+    const { upstream, client } = await start();
     const completion = await client.chat.completions.create({ model: "mock-model", messages: [{ role: "user", content: "hello gateway" }] });
     expect(completion.choices[0]!.message.content).toBe("You said: hello gateway");
     // The upstream saw the key, not the client's token.
@@ -138,6 +254,7 @@ describe("gateway: with the official OpenAI SDK as the client", () => {
   });
 
   it("streams a chat completion: several chunks that join into the answer", async () => {
+    const { upstream, client } = await start();
     const stream = await client.chat.completions.create({
       model: "mock-model",
       messages: [{ role: "user", content: "stream this to me please" }],
@@ -151,6 +268,7 @@ describe("gateway: with the official OpenAI SDK as the client", () => {
   });
 
   it("raises the SDK's APIError with the upstream's status for a request the upstream refuses", async () => {
+    const { client } = await start();
     const error = await client.chat.completions.create({ model: "m", messages: "nope" as never }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(OpenAI.BadRequestError);
   });
@@ -211,7 +329,7 @@ describe("gateway: rate limits", () => {
     const body = (await busy.json()) as { error: { code: string; message: string } };
     expect(body.error.code).toBe("no_key_available");
     expect(upstream.stats().total.requests).toBe(before + 1);
-    expectNoSecret(JSON.stringify(body) + logs.join("\n"));
+    expectNoSecret(JSON.stringify(body) + logs.text());
   });
 });
 
@@ -257,8 +375,34 @@ describe("gateway: waiting for a key (maxWaitMs)", () => {
     const before = upstream.stats().total.requests;
     controller.abort();
     expect(await waiting).toBeInstanceOf(Error);
-    await vi.waitFor(() => expect(logs.some((line) => line.includes(" 499 "))).toBe(true));
+    // The gateway notices the client left (and logs a 499) without a further upstream call.
+    await logs.line((line) => line.includes(" 499 "));
     expect(upstream.stats().total.requests).toBe(before);
+  });
+});
+
+describe("gateway: the client going away", () => {
+  it("cancels the upstream call under way, tries no other key and marks none", async () => {
+    let upstreamGone!: () => void;
+    const cancelled = new Promise<void>((resolve) => (upstreamGone = resolve));
+    let arrived!: () => void;
+    const called = new Promise<void>((resolve) => (arrived = resolve));
+    // Answers nothing; tells when a request arrives and when its connection closes.
+    const upstream = await startFakeUpstream((_incoming, response) => {
+      response.once("close", upstreamGone);
+      arrived();
+    });
+    const { gateway, logs } = await setup({}, { upstream: upstream.url, keys: [KEY_A, KEY_B] });
+    const controller = new AbortController();
+    const pending = chat(gateway, undefined, TOKEN, controller.signal).catch((error: unknown) => error);
+    await called;
+    controller.abort();
+    expect(await pending).toBeInstanceOf(Error);
+    await cancelled;
+    await logs.line((line) => line.includes(" 499 "));
+    expect(upstream.received).toHaveLength(1);
+    expect(gateway.router.stateOf(KEY_A)).toEqual({ status: "ready" });
+    expect(gateway.router.stateOf(KEY_B)).toEqual({ status: "ready" });
   });
 });
 
@@ -277,8 +421,8 @@ describe("gateway: revoked keys", () => {
     expect(next.headers.get("x-gateway-attempts")).toBe("1");
     await next.text();
     expect(upstream.stats().byKey.get(REVOKED)).toMatchObject({ requests: 1 });
-    expect(logs.some((line) => line.includes("blocked"))).toBe(true);
-    expectNoSecret(logs.join("\n"));
+    expect(logs.lines.some((line) => line.includes("blocked"))).toBe(true);
+    expectNoSecret(logs.text());
   });
 
   it("answers 503 with the blockedRetryAfterMs Retry-After once every key is blocked", async () => {
@@ -325,23 +469,9 @@ describe("gateway: GET /keys", () => {
 });
 
 describe("gateway: streaming", () => {
-  /** Holds the mock's stream before its second content chunk until the test lets it go. */
-  let release: () => void = () => {};
-  let held = false;
-  let upstream: MockUpstream;
-  let gateway: Gateway;
-  beforeAll(async () => {
-    ({ upstream, gateway } = await setup({
-      beforeChunk: async (index) => {
-        if (index !== 1) return;
-        held = true;
-        await new Promise<void>((resolve) => (release = resolve));
-        held = false;
-      },
-    }));
-  });
-
   it("passes each chunk on as it arrives: the first reaches the client while the upstream is still held", async () => {
+    const hold = holdStream(1);
+    const { upstream, gateway } = await setup(hold.options);
     const response = await chat(gateway, { model: "m", stream: true, messages: [{ role: "user", content: "alpha beta gamma" }] });
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toMatch(/^text\/event-stream/);
@@ -355,11 +485,11 @@ describe("gateway: streaming", () => {
       expect(done).toBe(false);
       text += decoder.decode(value, { stream: true });
     }
-    expect(held).toBe(true);
+    await hold.reached;
     expect(text).not.toContain("[DONE]");
     expect(upstream.stats().total.streamsCompleted).toBe(0);
 
-    release();
+    hold.release();
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
@@ -369,14 +499,259 @@ describe("gateway: streaming", () => {
     expect(upstream.stats().total.streamsCompleted).toBe(1);
   });
 
+  it("passes on a body far larger than the socket buffers whole, however fast the client reads", async () => {
+    const piece = Buffer.alloc(64 * 1024);
+    const pieces = 128; // 8 MiB
+    const upstream = await startFakeUpstream(async (_incoming, response) => {
+      response.writeHead(200, { "content-type": "application/octet-stream" });
+      for (let index = 0; index < pieces; index++) {
+        piece.fill(index % 256);
+        if (!response.write(Buffer.from(piece))) await new Promise((resolve) => response.once("drain", resolve));
+      }
+      response.end();
+    });
+    const { gateway } = await setup({}, { upstream: upstream.url });
+    const response = await chat(gateway);
+    expect(response.status).toBe(200);
+    // Read with a pause now and then, so that the gateway has to hold the upstream back.
+    const reader = response.body!.getReader();
+    /** The first byte of each piece, which tells the pieces apart. */
+    const received: number[] = [];
+    let length = 0;
+    for (let read = 0; ; read++) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      for (let offset = (piece.length - (length % piece.length)) % piece.length; offset < value.length; offset += piece.length) received.push(value[offset]!);
+      length += value.length;
+      if (read % 16 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(length).toBe(pieces * piece.length);
+    expect(received).toEqual(Array.from({ length: pieces }, (_, index) => index % 256));
+  });
+
   it("cancels the upstream stream when the client goes away", async () => {
+    const hold = holdStream(1);
+    const { upstream, gateway } = await setup(hold.options);
     const response = await chat(gateway, { model: "m", stream: true, messages: [{ role: "user", content: "one two three" }] });
     const reader = response.body!.getReader();
-    await vi.waitFor(() => expect(held).toBe(true));
+    await hold.reached;
     await reader.cancel();
-    await vi.waitFor(() => expect(upstream.stats().total.streamsAborted).toBe(1));
-    release();
-    expect(upstream.stats().total.streamsCompleted).toBe(1);
+    // The mock counts the abort when its response closes, a moment after the gateway let go.
+    await vi.waitFor(() => expect(upstream.stats().total.streamsAborted).toBe(1), EVENTUALLY);
+    hold.release();
+  });
+});
+
+describe("gateway: upstream timeout", () => {
+  /** Each key's state and failure count, as a snapshot shows them. */
+  const states = (gateway: Gateway) => gateway.router.snapshot().map(({ hint, state, failures }) => ({ hint, status: state.status, failures }));
+
+  /**
+   * What the router makes of a 504 from the upstream: a timeout must count against a key just the same
+   * (a service fault: whatever the core does with one, cooling the key at once or after a few).
+   */
+  async function statesAfterA504(keys: string[], answer: (key: string) => number, requests = 1) {
+    const upstream = await startFakeUpstream((incoming, response) => {
+      response.writeHead(answer(bearer(incoming)), { "content-type": "application/json" });
+      response.end("{}");
+    });
+    const { gateway } = await setup({}, { upstream: upstream.url, keys });
+    const statuses: number[] = [];
+    for (let index = 0; index < requests; index++) {
+      const response = await chat(gateway);
+      statuses.push(response.status);
+      await response.text();
+    }
+    return { statuses, states: states(gateway) };
+  }
+
+  it("answers 504 when no key's upstream sends its headers within upstreamTimeoutMs, counting it against each key like a 504", async () => {
+    // Takes each request and never answers it.
+    const hung = await startFakeUpstream(() => {});
+    const { gateway, logs } = await setup({}, { upstream: hung.url, keys: [KEY_A, KEY_B], upstreamTimeoutMs: 50 });
+    const response = await chat(gateway);
+    expect(response.status).toBe(504);
+    expect(response.headers.get("x-gateway-attempts")).toBe("2");
+    const body = (await response.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe("upstream_timeout");
+    expect(hung.received.map((headers) => headers.authorization)).toEqual([`Bearer ${KEY_A}`, `Bearer ${KEY_B}`]);
+    expect(states(gateway)).toEqual((await statesAfterA504([KEY_A, KEY_B], () => 504)).states);
+    expectNoSecret(JSON.stringify(body) + logs.text());
+  });
+
+  it("counts timeouts against a key as 504s, request after request", async () => {
+    const hung = await startFakeUpstream(() => {});
+    const { gateway } = await setup({}, { upstream: hung.url, keys: [KEY_A], upstreamTimeoutMs: 50 });
+    // Enough for a core that cools a key only after a few faults in a row to have done it.
+    const statuses: number[] = [];
+    for (let index = 0; index < 3; index++) {
+      const response = await chat(gateway);
+      statuses.push(response.status);
+      await response.text();
+    }
+    const after504s = await statesAfterA504([KEY_A], () => 504, 3);
+    // A 504 the gateway makes, or a 503 once the key is out: the same as with the upstream's 504s.
+    expect(statuses).toEqual(after504s.statuses);
+    expect(states(gateway)).toEqual(after504s.states);
+  });
+
+  it("moves on to the next key when one key's request hangs", async () => {
+    const upstream = await startFakeUpstream((incoming, response) => {
+      if (bearer(incoming) === KEY_A) return; // hangs
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end('{"ok":true}');
+    });
+    // Long enough that key B's prompt answer never runs into it, even on a loaded machine.
+    const { gateway } = await setup({}, { upstream: upstream.url, keys: [KEY_A, KEY_B], upstreamTimeoutMs: 1_000 });
+    const response = await chat(gateway);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ ok: true });
+    expect(response.headers.get("x-gateway-attempts")).toBe("2");
+    expect(states(gateway)).toEqual((await statesAfterA504([KEY_A, KEY_B], (key) => (key === KEY_A ? 504 : 200))).states);
+    expect(gateway.router.stateOf(KEY_B)).toEqual({ status: "ready" });
+  });
+
+  it("cuts a stream that stalls for longer than upstreamTimeoutMs, and cools the key that served it", async () => {
+    // Every stream stops after its first content chunk and never goes on.
+    const hold = holdStream(1);
+    const { gateway } = await setup(hold.options, { upstreamTimeoutMs: 1_000 });
+    const response = await chat(gateway, { model: "m", stream: true, messages: [{ role: "user", content: "one two three" }] });
+    expect(response.status).toBe(200);
+    const reader = response.body!.getReader();
+    let text = "";
+    const cut = await (async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return false;
+        text += new TextDecoder().decode(value);
+      }
+    })().catch(() => true);
+    expect(cut).toBe(true);
+    expect(text).toContain('"content":"You ');
+    expect(text).not.toContain("[DONE]");
+    // Whichever key served the stream (a loaded machine could time out a key's headers first).
+    const cooling = [KEY_A, KEY_B, KEY_C].filter((key) => gateway.router.stateOf(key)?.status === "cooldown");
+    expect(cooling.length).toBeGreaterThanOrEqual(1);
+    hold.release();
+  });
+
+  it("keeps waiting for a slow upstream by default", async () => {
+    const { gateway } = await setup({ slowRate: 1, slowMs: 100 });
+    expect((await chat(gateway)).status).toBe(200);
+  });
+});
+
+describe("gateway: what crosses it", () => {
+  it("forwards only the allow-listed request headers: no cookie, credential or account choice of the client's", async () => {
+    const upstream = await startFakeUpstream((_incoming, response) => response.end("{}"));
+    const { gateway } = await setup({}, { upstream: upstream.url });
+    const sent = {
+      // What an OpenAI or Anthropic SDK sends, and what providers need: forwarded.
+      "content-type": "application/json",
+      accept: "application/json",
+      "user-agent": "OpenAI/JS 6.49.0",
+      "openai-beta": "assistants=v2",
+      "anthropic-version": "2023-06-01",
+      "anthropic-beta": "prompt-caching-2024-07-31",
+      "idempotency-key": "stainless-node-retry-1",
+      "x-stainless-retry-count": "0",
+      "x-stainless-lang": "js",
+      // Credentials, cookies and account choices of the client's: dropped.
+      cookie: "session=client-session",
+      "x-api-key": "sk-ant-client-own-key-0000",
+      "api-key": "azure-client-own-key-0000",
+      "anthropic-api-key": "sk-ant-client-own-key-1111",
+      "openai-organization": "org-someone-else",
+      "openai-project": "proj_someone_else",
+      "x-goog-api-key": "goog-client-own-key",
+      "proxy-authorization": "Basic Y2xpZW50OnNlY3JldA==",
+      "x-forwarded-for": "203.0.113.7",
+      "x-anything-else": "dropped",
+    };
+    const answer = await rawRequest(gateway.url, "/v1/chat/completions", sent);
+    expect(answer.status).toBe(200);
+    const received = upstream.received[0]!;
+    const forwarded = Object.keys(sent).filter((name) => name in received);
+    expect(forwarded.sort()).toEqual(
+      ["accept", "anthropic-beta", "anthropic-version", "content-type", "idempotency-key", "openai-beta", "user-agent", "x-stainless-lang", "x-stainless-retry-count"].sort(),
+    );
+    for (const name of forwarded) expect(received[name]).toBe(sent[name as keyof typeof sent]);
+    expect(received.authorization).toBe(`Bearer ${KEY_A}`);
+  });
+
+  it("never passes the upstream's cookies on to the client", async () => {
+    const upstream = await startFakeUpstream((_incoming, response) => {
+      response.setHeader("set-cookie", ["__cf_bm=upstream-session; path=/; HttpOnly", "_cfuvid=another; path=/"]);
+      response.setHeader("alt-svc", 'h3=":443"; ma=86400');
+      response.setHeader("openai-organization", "operator-org");
+      response.setHeader("x-request-id", "req_123");
+      response.setHeader("content-type", "application/json");
+      response.end("{}");
+    });
+    const { gateway } = await setup({}, { upstream: upstream.url });
+    const answer = await rawRequest(gateway.url, "/v1/chat/completions", { "content-type": "application/json" });
+    expect(answer.status).toBe(200);
+    expect(answer.headers["set-cookie"]).toBeUndefined();
+    expect(answer.headers["alt-svc"]).toBeUndefined();
+    expect(answer.headers["openai-organization"]).toBeUndefined();
+    expect(answer.headers["x-request-id"]).toBe("req_123");
+  });
+
+  it("masks the key where the upstream's error body echoes it, whole or partly masked", async () => {
+    const upstream = await startFakeUpstream((incoming, response) => {
+      const key = bearer(incoming);
+      response.writeHead(401, { "content-type": "application/json" });
+      // KEY_A is echoed whole, KEY_B the way OpenAI's 401 does it.
+      const shown = key === KEY_A ? key : `${key.slice(0, 7)}${"*".repeat(key.length - 11)}${key.slice(-4)}`;
+      response.end(JSON.stringify({ error: { message: `Incorrect API key provided: ${shown}. You can find your API key at https://platform.openai.com/account/api-keys.`, type: "invalid_request_error", code: "invalid_api_key" } }));
+    });
+    for (const [key, hint] of [
+      [KEY_A, "sk-t…cccc"],
+      [KEY_B, "sk-t…eeee"],
+    ] as const) {
+      const { gateway } = await setup({}, { upstream: upstream.url, keys: [key] });
+      const response = await chat(gateway);
+      expect(response.status).toBe(401);
+      const text = await response.text();
+      expect(Number(response.headers.get("content-length"))).toBe(new TextEncoder().encode(text).length);
+      expect(text).not.toContain(key);
+      expect(text).not.toContain(key.slice(-8));
+      const body = JSON.parse(text) as { error: { message: string; code: string } };
+      expect(body.error).toMatchObject({
+        code: "invalid_api_key",
+        message: `Incorrect API key provided: ${hint}. You can find your API key at https://platform.openai.com/account/api-keys.`,
+      });
+    }
+  });
+
+  it("masks the echo in the mock provider's OpenAI-style 401 for a key it does not know", async () => {
+    const unknown = "sk-test-UNKNOWN999iiii0000";
+    const { gateway } = await setup({}, { keys: [unknown] });
+    const response = await chat(gateway);
+    expect(response.status).toBe(401);
+    const body = (await response.json()) as { error: { message: string } };
+    expect(body.error.message).toBe("Incorrect API key provided: sk-t…0000. You can find your API key at https://platform.openai.com/account/api-keys.");
+  });
+});
+
+describe("gateway: options", () => {
+  it("rejects an upstreamTimeoutMs that is not a number, or out of range", async () => {
+    const base = { upstream: "http://127.0.0.1:9", keys: [KEY_A], clientToken: TOKEN };
+    await expect(startGateway({ ...base, upstreamTimeoutMs: "5000" as never })).rejects.toThrow(new TypeError("upstreamTimeoutMs must be a number, received string"));
+    for (const value of [-1, Number.NaN, Infinity, 2 ** 31]) {
+      await expect(startGateway({ ...base, upstreamTimeoutMs: value })).rejects.toThrow(RangeError);
+    }
+  });
+
+  it("logs key state changes, and a line per request only with logRequests", async () => {
+    const quiet = await setup({}, { keys: [REVOKED, KEY_A], logRequests: false });
+    expect((await chat(quiet.gateway)).status).toBe(200);
+    expect(quiet.logs.lines).toEqual(["key sk-t…8888 blocked: the upstream rejected it; it stays out until cleared"]);
+
+    const chatty = await setup({}, { keys: [REVOKED, KEY_A], logRequests: true });
+    expect((await chat(chatty.gateway)).status).toBe(200);
+    expect(chatty.logs.lines).toHaveLength(2);
+    expect(chatty.logs.lines[1]).toMatch(/^POST \/v1\/chat\/completions 200 \d+ms attempts=2 key=sk-t…cccc$/);
   });
 });
 
@@ -403,14 +778,28 @@ describe("gateway: command line", () => {
     for (const [variable, flag] of [
       ["GATEWAY_MAX_WAIT_MS", "--max-wait-ms"],
       ["GATEWAY_COOLDOWN_MS", "--cooldown-ms"],
+      ["GATEWAY_UPSTREAM_TIMEOUT_MS", "--upstream-timeout-ms"],
       ["GATEWAY_PORT", "--port"],
     ]) {
       const { code, errors } = await run([], { ...env, [variable!]: "abc" });
       expect(code).toBe(2);
       expect(errors).toContain(`${flag} (or ${variable})`);
     }
-    // Valid durations from the environment get as far as reading the keys file.
-    const { code, errors } = await run([], { ...env, GATEWAY_MAX_WAIT_MS: "500", GATEWAY_COOLDOWN_MS: "1000" });
+    // Past what a timer holds.
+    const tooLong = await run(["--upstream-timeout-ms", String(2 ** 31)], env);
+    expect(tooLong.code).toBe(2);
+    expect(tooLong.errors).toContain("--upstream-timeout-ms (or GATEWAY_UPSTREAM_TIMEOUT_MS) must be a number from 0 to 2147483647");
+    const logging = await run([], { ...env, GATEWAY_LOG_REQUESTS: "yes please" });
+    expect(logging.code).toBe(2);
+    expect(logging.errors).toContain("GATEWAY_LOG_REQUESTS must be 1, true, 0 or false");
+    // Valid values from the environment get as far as reading the keys file.
+    const { code, errors } = await run([], {
+      ...env,
+      GATEWAY_MAX_WAIT_MS: "500",
+      GATEWAY_COOLDOWN_MS: "1000",
+      GATEWAY_UPSTREAM_TIMEOUT_MS: "30000",
+      GATEWAY_LOG_REQUESTS: "1",
+    });
     expect(code).toBe(2);
     expect(errors).toContain("cannot read the keys file /nonexistent/keys.txt: ENOENT");
   });

@@ -152,9 +152,14 @@ describe("mock upstream: keys", () => {
       expect(body.error).toMatchObject({ code: "invalid_api_key", type: "invalid_request_error" });
       if (key !== undefined) expect(body.error.message).not.toContain(key);
     }
+    // An unknown key is echoed as OpenAI does it: its middle masked.
+    const unknown = await (await chat(upstream, "sk-mock-unknown-0000000000")).json();
+    expect((unknown as { error: { message: string } }).error.message).toBe(
+      "Incorrect API key provided: sk-mock***************0000. You can find your API key at https://platform.openai.com/account/api-keys.",
+    );
     const stats = upstream.stats();
     expect(stats.byKey.get(REVOKED)).toMatchObject({ requests: 1, unauthorized: 1, served: 0 });
-    expect(stats.total).toMatchObject({ requests: 3, unauthorized: 3, served: 0 });
+    expect(stats.total).toMatchObject({ requests: 4, unauthorized: 4, served: 0 });
   });
 });
 
