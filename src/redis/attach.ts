@@ -1,0 +1,104 @@
+import { describe } from "../secret.js";
+import { connectionOf, type NodeRedisLike, type RedisLike } from "./client.js";
+import { Link, type RedisLink, type SharedRouter } from "./link.js";
+
+/** Options of {@link attachRedis}. All are optional. */
+export interface AttachRedisOptions {
+  /**
+   * Which shared state to join: routers with the same keys and the same namespace share their keys'
+   * states. Redis keys are `{<namespace>}:state`, `{<namespace>}:held` and
+   * `{<namespace>}:batch:<instance>`, the channel is `{<namespace>}:changes`. A non-empty string
+   * without braces or whitespace.
+   * @defaultValue `"credential-router"`
+   */
+  namespace?: string;
+  /**
+   * How long `attachRedis` waits for the first load of the shared state before it resolves anyway
+   * (with the link still `connecting`; it keeps trying). It resolves at once, `offline`, when the
+   * connection fails. A finite number `>= 0`.
+   * @defaultValue `5_000`
+   */
+  attachTimeoutMs?: number;
+  /**
+   * The longest cooldown shared, in ms from now: a deadline read from Redis (or written to it) later
+   * than this is cut to it, so that no record, forged or corrupt, can hold a key out longer. Set it as
+   * the router's own `maxRetryAfterMs`. A number `> 0`.
+   * @defaultValue `86_400_000` (24 h, as the router's)
+   */
+  maxRetryAfterMs?: number;
+}
+
+const DEFAULT_NAMESPACE = "credential-router";
+const DEFAULT_ATTACH_TIMEOUT_MS = 5_000;
+const DEFAULT_MAX_RETRY_AFTER_MS = 86_400_000;
+
+/**
+ * Shares a router's key states with every other router attached to the same Redis namespace: a
+ * key one instance cools down, blocks or clears is cooled down, blocked or cleared on all of them.
+ * Node only. Routing stays synchronous and local; Redis is written and read in the background.
+ *
+ * On attach, the router's own cooling, blocked and disabled keys (a restore from saved state, marks
+ * made while detached) are offered to the shared state: by the severity rule, so that no milder
+ * record lowers them, except that a key cleared in Redis stays cleared (the clear is newer than any
+ * state of unknown age). Then the shared state of the router's keys is loaded and applied
+ * (`importState`). Then each local transition (a cooldown with its deadline, blocked, disabled,
+ * cleared) is written by one atomic Lua script that merges it by the core's severity rule and
+ * publishes the result; the other instances apply it. A stale 429 never undoes a fresh 401, only a
+ * clear lowers a state, and a clear on any instance wins over every earlier record. Keys are named by
+ * fingerprint (SHA-256), never by text. `failures` (the escalation count) is not shared.
+ *
+ * Redis being down never breaks routing: `attachRedis` still resolves (the link `offline`), nothing
+ * throws or rejects, transitions made meanwhile are written on reconnect and the shared state is then
+ * loaded again. Lost messages (a reconnect, a subscriber swapped by an ioredis `Cluster`), a loss of
+ * the shared state (a restart without persistence, `FLUSHDB`, eviction) and forged or corrupt records
+ * are noticed and end in a resync. Records of keys no instance holds, and ready records, are removed
+ * after a day. Errors go to `link.subscribe` listeners.
+ *
+ * @param router - The router to share, such as a `CredentialRouter`.
+ * @param redis - An ioredis client (`Redis` or `Cluster`), or a connected node-redis 4 or 5 client, or
+ *   any client shaped like one ({@link RedisLike}, {@link NodeRedisLike}). It stays the caller's: the
+ *   link opens its own subscriber connection with `redis.duplicate()` and ends only that one.
+ * @param options - See {@link AttachRedisOptions}.
+ * @returns The link, once the shared state is loaded, the connection failed, or `attachTimeoutMs` passed.
+ * @throws TypeError when `router` or `redis` lacks a method the adapter needs, or `namespace` is not
+ *   a non-empty string without braces or whitespace; whatever `redis.duplicate()` throws. A throw
+ *   leaves nothing behind: no listener, no connection.
+ * @throws RangeError when `attachTimeoutMs` or `maxRetryAfterMs` is out of range.
+ * @example
+ * ```ts
+ * import { Redis } from "ioredis";
+ * import { CredentialRouter } from "credential-router";
+ * import { attachRedis } from "credential-router/redis";
+ *
+ * const router = new CredentialRouter(keys);
+ * const link = await attachRedis(router, new Redis(process.env.REDIS_URL!), { namespace: "gateway-prod" });
+ * const key = router.nextKey(); // never waits on Redis
+ * // on shutdown:
+ * await link.close();
+ * ```
+ */
+export function attachRedis(router: SharedRouter, redis: RedisLike | NodeRedisLike, options?: AttachRedisOptions): Promise<RedisLink> {
+  if (typeof router !== "object" || router === null) throw new TypeError(`router must be an object, received ${describe(router)}`);
+  for (const method of ["subscribe", "snapshot", "importState"]) {
+    const member = (router as unknown as Record<string, unknown>)[method];
+    if (typeof member !== "function") throw new TypeError(`router.${method} must be a function, received ${describe(member)}`);
+  }
+  const connection = connectionOf(redis);
+  if (options !== undefined && (typeof options !== "object" || options === null)) {
+    throw new TypeError(`options must be an object, received ${describe(options)}`);
+  }
+  const namespace = options?.namespace ?? DEFAULT_NAMESPACE;
+  if (typeof namespace !== "string" || !/^[^{}\s]+$/.test(namespace)) {
+    throw new TypeError(`namespace must be a non-empty string without braces or whitespace, received ${describe(namespace)}`);
+  }
+  const attachTimeoutMs = options?.attachTimeoutMs ?? DEFAULT_ATTACH_TIMEOUT_MS;
+  if (typeof attachTimeoutMs !== "number" || !Number.isFinite(attachTimeoutMs) || attachTimeoutMs < 0) {
+    throw new RangeError(`attachTimeoutMs must be a finite number >= 0, received ${describe(attachTimeoutMs)}`);
+  }
+  const maxRetryAfterMs = options?.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS;
+  if (typeof maxRetryAfterMs !== "number" || Number.isNaN(maxRetryAfterMs) || maxRetryAfterMs <= 0) {
+    throw new RangeError(`maxRetryAfterMs must be a number > 0, received ${describe(maxRetryAfterMs)}`);
+  }
+  const link = new Link(router, connection, { namespace, maxRetryAfterMs });
+  return link.started(attachTimeoutMs).then(() => link);
+}
