@@ -824,6 +824,36 @@ describe.skipIf(BINARY === undefined)("Redis adapter", { timeout: 60_000 }, () =
     expect(await a.link.flush()).toBe(false);
   });
 
+  it("under load, the marks made within writeIntervalMs go out in one write and one message", async () => {
+    const ns = namespace();
+    const real = client();
+    let writes = 0;
+    const { wrapped } = wrapClient(real, {
+      evalsha: (sha, count, ...rest) => {
+        if (rest.length > count + 9) writes++;
+        return real.evalsha(sha, count, ...rest);
+      },
+    });
+    const router = new CredentialRouter(KEYS, { cooldownMs: TEN_MINUTES });
+    const link = await attachRedis(router, wrapped, { namespace: ns, writeIntervalMs: 500 });
+    links.push(link);
+    const b = await instance(ns);
+    writes = 0;
+    // After a quiet spell, a mark goes at once; the next ones wait for the interval, together.
+    router.markBlocked(K0);
+    await waitFor(() => statusOf(b, K0) === "blocked", "B to see the first mark");
+    // Marks a few milliseconds apart: each would have had a write of its own.
+    const pause = () => new Promise((resolve) => setTimeout(resolve, 5));
+    router.markBlocked(K1);
+    await pause();
+    router.markDisabled(K2);
+    await pause();
+    router.markErrorWithDelay(K3, 60_000);
+    expect(await link.flush()).toBe(true);
+    expect(writes).toBe(2);
+    await waitFor(() => statusOf(b, K1) === "blocked" && statusOf(b, K2) === "disabled" && statusOf(b, K3) === "cooldown", "B to see the batch");
+  });
+
   it("rejects bad arguments at once, naming the option and never a key", () => {
     const router = new CredentialRouter(KEYS);
     const redis = client();
@@ -833,6 +863,8 @@ describe.skipIf(BINARY === undefined)("Redis adapter", { timeout: 60_000 }, () =
     expect(() => attachRedis(router, redis, { namespace: "a{b}" })).toThrow(/namespace/);
     expect(() => attachRedis(router, redis, { namespace: K0 as never, attachTimeoutMs: -1 })).toThrow(RangeError);
     expect(() => attachRedis(router, redis, { namespace: 42 as never })).toThrow(/received 42/);
+    expect(() => attachRedis(router, redis, { maxRetryAfterMs: 0 })).toThrow(RangeError);
+    expect(() => attachRedis(router, redis, { writeIntervalMs: -1 })).toThrow(/writeIntervalMs must be a finite number >= 0, received -1/);
     try {
       attachRedis(router, redis, { namespace: `${K0} ` });
     } catch (error) {

@@ -98,6 +98,7 @@ export interface RedisLink {
 export interface LinkSettings {
   namespace: string;
   maxRetryAfterMs: number;
+  writeIntervalMs: number;
 }
 
 const CLOSE_TIMEOUT_MS = 1_000;
@@ -126,6 +127,7 @@ export class Link implements RedisLink {
   readonly #layout: Layout;
   readonly #keys: string[];
   readonly #maxRetryAfterMs: number;
+  readonly #writeIntervalMs: number;
   /** Each key's fingerprint, by index, and back. */
   readonly #ids: readonly string[];
   readonly #indexOfId: Map<string, number>;
@@ -163,10 +165,14 @@ export class Link implements RedisLink {
   #listeners: ReadonlyArray<RedisLinkListener> = [];
   #waiters: Array<() => void> = [];
   /**
-   * The key whose shared state is being imported, or -1: the first event for it during the import is
-   * the import's own and is not written back; any other event then is a mark made by a listener.
+   * Per key being imported, the rank it is imported at, plus 1 (0: none). The first event for the key
+   * at that rank during the import is the import's own and is not written back; any other event then
+   * is a mark made by a listener.
    */
-  #importing = -1;
+  readonly #importing: Uint8Array;
+  /** Imports gathered while applying a reply or a message, made in one `importState` call. */
+  #imports: SavedKeyState[] = [];
+  #importIndices: number[] = [];
   #closed = false;
   #closing: Promise<void> | undefined;
   #needsSync = true;
@@ -176,6 +182,8 @@ export class Link implements RedisLink {
   #pumping = false;
   #scheduled = false;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #writeTimer: ReturnType<typeof setTimeout> | undefined;
+  #lastWriteAt = -Infinity;
   #retryDelayMs = RETRY_MIN_MS;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #connectErrorReported = false;
@@ -192,6 +200,7 @@ export class Link implements RedisLink {
   constructor(router: SharedRouter, connection: Connection, settings: LinkSettings) {
     this.namespace = settings.namespace;
     this.#maxRetryAfterMs = settings.maxRetryAfterMs;
+    this.#writeIntervalMs = settings.writeIntervalMs;
     this.#router = router;
     this.#connection = connection;
     this.#layout = layoutOf(settings.namespace, this.instanceId);
@@ -207,6 +216,7 @@ export class Link implements RedisLink {
     this.#sharedRank = new Uint8Array(size);
     this.#sharedUntil = new Float64Array(size);
     this.#suspect = new Uint8Array(size);
+    this.#importing = new Uint8Array(size);
     this.#outbox = new Outbox(size);
     const wallNow = Date.now();
     rows.forEach((row, index) => {
@@ -262,7 +272,7 @@ export class Link implements RedisLink {
       if (this.#closed || this.#status === "offline") return false;
       const done = this.#status === "ready" && !this.#needsSync && this.#retry === undefined && this.#suspects.length === 0;
       if (done && this.#outbox.written >= target) return true;
-      if (!this.#pumping && !this.#scheduled) {
+      if (!this.#pumping && !this.#scheduled && this.#writeTimer === undefined) {
         if (!this.#connected()) return false;
         // Idle with nothing left to send: every mark before the call is written.
         if (done && this.#outbox.size === 0) return true;
@@ -309,11 +319,12 @@ export class Link implements RedisLink {
   readonly #onRouterEvent = (event: RouterEvent): void => {
     if (event.type === "exhausted") return;
     const index = event.index;
-    if (index === this.#importing) {
+    const importing = this.#importing[index]!;
+    if (importing !== 0 && importing - 1 === STATUS_NAMES.indexOf(event.type)) {
       // The import's own change: the state came from Redis. The emitter delivers events in order,
-      // so this is the first event for the key during the import; a listener's mark of the key, made
-      // in reply to it, comes after and is written as usual.
-      this.#importing = -1;
+      // so this is the first event for the key at that state during the import; a listener's mark of
+      // the key, made in reply to it, comes after and is written as usual.
+      this.#importing[index] = 0;
       return;
     }
     let mode = RAISE;
@@ -346,7 +357,7 @@ export class Link implements RedisLink {
     this.#rank[index] = rank;
     this.#until[index] = until;
     this.#outbox.queue(index, mode, rank, until);
-    if (!this.#scheduled && !this.#pumping && this.#status !== "offline") this.#schedule();
+    if (!this.#scheduled && !this.#pumping && this.#writeTimer === undefined && this.#status !== "offline") this.#schedule();
   };
 
   #schedule(): void {
@@ -356,6 +367,11 @@ export class Link implements RedisLink {
   }
 
   readonly #pumpTask = (): void => void this.#pump();
+
+  readonly #onWriteTimer = (): void => {
+    this.#writeTimer = undefined;
+    this.#schedule();
+  };
 
   // ---- the writer: one script call at a time, in order ----
 
@@ -373,7 +389,14 @@ export class Link implements RedisLink {
           operation = "load";
           await this.#reload();
         } else if (this.#retry !== undefined || this.#outbox.size !== 0) {
+          const wait = this.#lastWriteAt + this.#writeIntervalMs - performance.now();
+          if (this.#retry === undefined && wait > 0) {
+            // Wrote a moment ago: what comes meanwhile goes in the next batch.
+            this.#writeTimer ??= setTimeout(this.#onWriteTimer, wait);
+            break;
+          }
           operation = "write";
+          this.#lastWriteAt = performance.now();
           await this.#write(this.#retry ?? this.#nextBatch());
           this.#retryDelayMs = RETRY_MIN_MS;
         } else if (this.#probeDue) {
@@ -579,6 +602,7 @@ export class Link implements RedisLink {
     }
     if (malformed !== 0) this.#report("write", new Error(`${malformed} malformed records in the script's reply were skipped`));
     for (const index of indices) this.#reconcile(index, wallNow);
+    this.#importGathered(wallNow);
     return seq;
   }
 
@@ -646,6 +670,7 @@ export class Link implements RedisLink {
       }
       at = end + 1;
     }
+    this.#importGathered(wallNow);
     if (malformed !== 0) this.#report("message", new Error(`${malformed} malformed entries were skipped`));
   }
 
@@ -718,14 +743,24 @@ export class Link implements RedisLink {
     else if (rank === READY) (entry.status = "cooldown"), (entry.until = wallNow);
     this.#rank[index] = rank;
     this.#until[index] = until;
-    // One key per import: its own event is then the first the link hears (see #onRouterEvent).
-    this.#importing = index;
+    this.#imports.push(entry);
+    this.#importIndices.push(index);
+  }
+
+  /** Makes the imports gathered by {@link #reconcile}, in one call. */
+  #importGathered(wallNow: number): void {
+    const keys = this.#imports;
+    if (keys.length === 0) return;
+    const indices = this.#importIndices;
+    this.#imports = [];
+    this.#importIndices = [];
+    for (const index of indices) this.#importing[index] = this.#rank[index]! + 1;
     try {
-      this.#router.importState({ version: 1, savedAt: wallNow, keys: [entry] });
+      this.#router.importState({ version: 1, savedAt: wallNow, keys });
     } catch (error) {
       this.#report("apply", error);
     } finally {
-      this.#importing = -1;
+      for (const index of indices) this.#importing[index] = 0;
     }
   }
 
@@ -798,6 +833,8 @@ export class Link implements RedisLink {
     if (ready) await withTimeout(this.flush(), CLOSE_TIMEOUT_MS);
     this.#closed = true;
     clearTimeout(this.#retryTimer);
+    clearTimeout(this.#writeTimer);
+    this.#writeTimer = undefined;
     clearInterval(this.#heartbeat);
     this.#retryTimer = undefined;
     for (const stop of this.#stops) stop();
