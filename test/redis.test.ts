@@ -321,6 +321,17 @@ describe.skipIf(BINARY === undefined)("Redis adapter", { timeout: 60_000 }, () =
       forger.disconnect();
     });
 
+    it("reads entries of later versions: a reason after until is ignored, a scoped field is skipped", async () => {
+      const epoch = await reader.hget(`{${ns}}:state`, "epoch");
+      const seq = Number(await reader.hget(`{${ns}}:state`, "seq"));
+      const id = fingerprint(K6);
+      // As a later version would write it: the records, then the message.
+      await reader.hset(`{${ns}}:state`, `${id}/gpt-4o`, `${seq + 1}|disabled|0`, id, `${seq + 1}|blocked|0|auth%20failed`, "seq", String(seq + 1));
+      await reader.publish(`{${ns}}:changes`, `newer ${epoch} ${seq + 1} ${id}/gpt-4o|disabled|0 ${id}|blocked|0|auth%20failed`);
+      await waitFor(() => statusOf(a, K6) === "blocked" && statusOf(b, K6) === "blocked", "both to take the key-wide block");
+      expect([...a.errors, ...b.errors]).toEqual([]);
+    });
+
     it("falls back from EVALSHA to EVAL when the server lost its script cache", async () => {
       a.router.markBlocked(K5);
       await waitFor(() => statusOf(b, K5) === "blocked", "B to see K5 blocked");
