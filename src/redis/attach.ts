@@ -1,6 +1,85 @@
+/**
+ * The adapter's facade: `attachRedis`, its options, and the link it returns.
+ */
+// By package name, so the built declarations refer to the core's own types instead of copying them.
+import type { CredentialRouter } from "credential-router";
 import { describe } from "../secret.js";
 import { connectionOf, type NodeRedisLike, type RedisLike } from "./client.js";
-import { Link, type RedisLink, type SharedRouter } from "./link.js";
+import type { RedisSyncError } from "./errors.js";
+import { Link } from "./link.js";
+
+/**
+ * Where a {@link RedisLink} stands.
+ *
+ * - `connecting`: loading the shared state (at attach, or the resync after a reconnect or a loss).
+ * - `ready`: in sync: local transitions are written as they happen, other instances' are applied.
+ * - `offline`: Redis cannot be reached. Routing goes on from local state; local transitions are kept
+ *   and written on reconnect, then the shared state is loaded again.
+ * - `closed`: `close()` was called; the router works alone.
+ */
+export type RedisLinkStatus = "connecting" | "ready" | "offline" | "closed";
+
+/** What a {@link RedisLink} tells its subscribers: a status change, or a sync error (never thrown). */
+export type RedisLinkEvent =
+  | {
+      /** The link's status changed. */
+      type: "status";
+      /** The new status. */
+      status: RedisLinkStatus;
+    }
+  | {
+      /** Something failed; routing goes on from local state, and the link retries by itself. */
+      type: "error";
+      /** What failed, and why (`cause`). Names no key. */
+      error: RedisSyncError;
+    };
+
+/** A subscriber to {@link RedisLinkEvent}s. */
+export type RedisLinkListener = (event: RedisLinkEvent) => void;
+
+/** What the adapter uses of a router: a `CredentialRouter` fits. */
+export type SharedRouter = Pick<CredentialRouter, "subscribe" | "snapshot" | "importState">;
+
+/**
+ * The link between a router and Redis, returned by `attachRedis`. Routing never waits on it:
+ * `nextKey()` and the marks stay synchronous and local.
+ */
+export interface RedisLink {
+  /** Where the link stands; see {@link RedisLinkStatus}. */
+  readonly status: RedisLinkStatus;
+  /** This link's random id: the first word of the messages it publishes. */
+  readonly instanceId: string;
+  /** The namespace joined. */
+  readonly namespace: string;
+  /**
+   * Listens to status changes and sync errors. A listener that throws is skipped over.
+   * @returns A function that unsubscribes.
+   * @example
+   * ```ts
+   * link.subscribe((event) => {
+   *   if (event.type === "status") metrics.gauge("redis_link_ready", event.status === "ready" ? 1 : 0);
+   *   else log.warn(event.error.message);
+   * });
+   * ```
+   */
+  subscribe(listener: RedisLinkListener): () => void;
+  /**
+   * Waits until every local transition made before the call is written to Redis, and a load of the
+   * shared state in progress (at attach, or a resync) is done. Marks made after the call are not
+   * waited for, so it settles while the router keeps marking.
+   * @returns `true` once they are; `false` when the link is offline or closed, cannot reach Redis, or
+   *   is waiting to retry a failed write, or when that happens before then. Never rejects.
+   */
+  flush(): Promise<boolean>;
+  /**
+   * Detaches: stops listening to the router, writes what is pending if the link is ready (waiting at
+   * most 1 s), removes this instance's batch counter from Redis, ends the subscriber connection the
+   * link opened, and leaves the client it was given open. The router keeps working alone, from its
+   * current state. Never rejects; calling it again returns the same promise.
+   */
+  close(): Promise<void>;
+}
+
 
 /** Options of {@link attachRedis}. All are optional. */
 export interface AttachRedisOptions {

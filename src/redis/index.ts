@@ -3,8 +3,15 @@
  * {@link attachRedis}.
  * @packageDocumentation
  */
-export { attachRedis, type AttachRedisOptions } from "./attach.js";
-export type { RedisLink, RedisLinkEvent, RedisLinkListener, RedisLinkStatus, SharedRouter } from "./link.js";
+export {
+  attachRedis,
+  type AttachRedisOptions,
+  type RedisLink,
+  type RedisLinkEvent,
+  type RedisLinkListener,
+  type RedisLinkStatus,
+  type SharedRouter,
+} from "./attach.js";
 export type {
   NodeRedisConnectionEvent,
   NodeRedisLike,

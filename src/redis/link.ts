@@ -13,86 +13,16 @@
  */
 import { randomBytes } from "node:crypto";
 // By package name, so the built declarations refer to the core's own types instead of copying them.
-import type { CredentialRouter, RouterEvent, SavedKeyState } from "credential-router";
+import type { RouterEvent, SavedKeyState } from "credential-router";
+import type { RedisLink, RedisLinkEvent, RedisLinkListener, RedisLinkStatus, SharedRouter } from "./attach.js";
 import { describe } from "../secret.js";
 import { withTimeout, type Connection, type Subscription } from "./client.js";
 import { RedisSyncError, type RedisSyncOperation } from "./errors.js";
 import { BLOCKED, CLEAR, COOLDOWN, DISABLED, merge, OFFER, RAISE, READY, RESTORE, STATUS_NAMES } from "./merge.js";
 import { CHUNK, Outbox, type Batch } from "./outbox.js";
-import { layoutOf, MAX_UNTIL, MAX_VERSION_AHEAD, readCount, readRecord, readState, type Layout } from "./record.js";
+import { layoutOf, MAX_UNTIL, readCount, readRecord, readState, type Layout } from "./record.js";
 import { runApplyScript } from "./script.js";
-
-/**
- * Where a {@link RedisLink} stands.
- *
- * - `connecting`: loading the shared state (at attach, or the resync after a reconnect or a loss).
- * - `ready`: in sync: local transitions are written as they happen, other instances' are applied.
- * - `offline`: Redis cannot be reached. Routing goes on from local state; local transitions are kept
- *   and written on reconnect, then the shared state is loaded again.
- * - `closed`: `close()` was called; the router works alone.
- */
-export type RedisLinkStatus = "connecting" | "ready" | "offline" | "closed";
-
-/** What a {@link RedisLink} tells its subscribers: a status change, or a sync error (never thrown). */
-export type RedisLinkEvent =
-  | {
-      /** The link's status changed. */
-      type: "status";
-      /** The new status. */
-      status: RedisLinkStatus;
-    }
-  | {
-      /** Something failed; routing goes on from local state, and the link retries by itself. */
-      type: "error";
-      /** What failed, and why (`cause`). Names no key. */
-      error: RedisSyncError;
-    };
-
-/** A subscriber to {@link RedisLinkEvent}s. */
-export type RedisLinkListener = (event: RedisLinkEvent) => void;
-
-/** What the adapter uses of a router: a `CredentialRouter` fits. */
-export type SharedRouter = Pick<CredentialRouter, "subscribe" | "snapshot" | "importState">;
-
-/**
- * The link between a router and Redis, returned by `attachRedis`. Routing never waits on it:
- * `nextKey()` and the marks stay synchronous and local.
- */
-export interface RedisLink {
-  /** Where the link stands; see {@link RedisLinkStatus}. */
-  readonly status: RedisLinkStatus;
-  /** This link's random id: the first word of the messages it publishes. */
-  readonly instanceId: string;
-  /** The namespace joined. */
-  readonly namespace: string;
-  /**
-   * Listens to status changes and sync errors. A listener that throws is skipped over.
-   * @returns A function that unsubscribes.
-   * @example
-   * ```ts
-   * link.subscribe((event) => {
-   *   if (event.type === "status") metrics.gauge("redis_link_ready", event.status === "ready" ? 1 : 0);
-   *   else log.warn(event.error.message);
-   * });
-   * ```
-   */
-  subscribe(listener: RedisLinkListener): () => void;
-  /**
-   * Waits until every local transition made before the call is written to Redis, and a load of the
-   * shared state in progress (at attach, or a resync) is done. Marks made after the call are not
-   * waited for, so it settles while the router keeps marking.
-   * @returns `true` once they are; `false` when the link is offline or closed, cannot reach Redis, or
-   *   is waiting to retry a failed write, or when that happens before then. Never rejects.
-   */
-  flush(): Promise<boolean>;
-  /**
-   * Detaches: stops listening to the router, writes what is pending if the link is ready (waiting at
-   * most 1 s), removes this instance's batch counter from Redis, ends the subscriber connection the
-   * link opened, and leaves the client it was given open. The router keeps working alone, from its
-   * current state. Never rejects; calling it again returns the same promise.
-   */
-  close(): Promise<void>;
-}
+import { APPLY, REFUSE, Sequence, SKIP_AND_RESYNC } from "./sequence.js";
 
 /** The link's settings, checked by `attachRedis`. @internal */
 export interface LinkSettings {
@@ -151,15 +81,8 @@ export class Link implements RedisLink {
 
   /** The shared state's epoch, once known: a new one means Redis lost the state. */
   #epoch: string | undefined;
-  /** The newest counter value known (-1: none): a change far ahead of it is refused. */
-  #maxSeq = -1;
-  /** The counter of the last message in sequence (-1: unknown), and of the last load: older messages are old news. */
-  #lastSeq = -1;
-  #floorSeq = -1;
-  /** Counters of the messages received during a resync, checked once it is done. */
-  #passSeqs: number[] | undefined;
-  /** Redis's counter at the last heartbeat, when it was ahead of the messages seen (-1: it was not). */
-  #probeSeq = -1;
+  /** The messages' numbers: whether one was lost or forged. */
+  readonly #sequence = new Sequence();
 
   #status: RedisLinkStatus = "connecting";
   #listeners: ReadonlyArray<RedisLinkListener> = [];
@@ -411,7 +334,7 @@ export class Link implements RedisLink {
       // Whatever was lost, a resync after the next success puts it right.
       this.#needsSync = true;
       this.#quietSync = false;
-      this.#passSeqs = undefined;
+      this.#sequence.loadFailed();
       if (!this.#closed) {
         this.#report(operation, error);
         if (!this.#connected()) this.#setStatus("offline");
@@ -457,7 +380,7 @@ export class Link implements RedisLink {
     if (this.#retry !== undefined) await this.#write(this.#retry);
     // What Redis says now is the newest state: the versions known are void.
     this.#version.fill(0);
-    this.#passSeqs = [];
+    this.#sequence.loadStarted();
     let floor = -1;
     const size = this.#ids.length;
     for (let start = 0; start < size; start += CHUNK) {
@@ -474,20 +397,7 @@ export class Link implements RedisLink {
       if (floor < 0) floor = seq;
     }
     if (size === 0) floor = await this.#probe();
-    const seen = (this.#passSeqs ?? []).sort((x, y) => x - y);
-    this.#passSeqs = undefined;
-    let last = floor;
-    for (const seq of seen) {
-      if (seq <= last) continue;
-      if (seq !== last + 1) {
-        this.#needsSync = true;
-        break;
-      }
-      last = seq;
-    }
-    this.#floorSeq = floor;
-    this.#lastSeq = last;
-    this.#probeSeq = -1;
+    if (!this.#sequence.loadEnded(floor)) this.#needsSync = true;
     this.#nextAnnounce = Date.now() + ANNOUNCE_MS;
     if (!this.#needsSync && this.#connected()) {
       this.#retryDelayMs = RETRY_MIN_MS;
@@ -521,11 +431,7 @@ export class Link implements RedisLink {
   async #probe(): Promise<number> {
     const reply = await this.#run({ number: 0, indices: [], args: [], covers: -1 }, SWEEP_COUNT);
     const seq = this.#applyReply(reply, []);
-    const last = this.#lastSeq;
-    if (last >= 0 && !this.#needsSync) {
-      if (seq < last || (this.#probeSeq >= 0 && last < this.#probeSeq)) this.#needsSync = true;
-      else this.#probeSeq = seq > last ? seq : -1;
-    }
+    if (!this.#needsSync && this.#sequence.heartbeat(seq)) this.#needsSync = true;
     return seq;
   }
 
@@ -572,11 +478,11 @@ export class Link implements RedisLink {
     if (seq < 0) throw new TypeError("the script returned an unreadable counter");
     if (this.#closed) return seq;
     this.#adoptEpoch(reply[0]);
-    if (this.#maxSeq >= 0 && seq > this.#maxSeq + MAX_VERSION_AHEAD) {
+    if (this.#sequence.farAhead(seq)) {
       // Redis's own word: taken, but worth telling.
-      this.#report("load", new Error(`the shared state's version jumped more than 2^31 ahead (from ${this.#maxSeq} to ${seq})`));
+      this.#report("load", new Error(`the shared state's version jumped more than 2^31 ahead (from ${this.#sequence.newest} to ${seq})`));
     }
-    if (seq > this.#maxSeq) this.#maxSeq = seq;
+    this.#sequence.saw(seq);
     const wallNow = Date.now();
     const scratch = this.#scratch;
     let malformed = 0;
@@ -621,21 +527,14 @@ export class Link implements RedisLink {
       // the loss. The load tells which.
       return this.#resync();
     }
-    if (this.#maxSeq >= 0 && seq > this.#maxSeq + MAX_VERSION_AHEAD) {
-      this.#report("message", new Error(`a change at version ${seq}, more than 2^31 ahead of the newest known (${this.#maxSeq}), was refused`));
+    const verdict = this.#sequence.message(seq);
+    if (verdict === REFUSE) {
+      this.#report("message", new Error(`a change at version ${seq}, more than 2^31 ahead of the newest known (${this.#sequence.newest}), was refused`));
       return this.#resync();
     }
-    if (this.#passSeqs !== undefined) {
-      this.#passSeqs.push(seq);
-    } else if (this.#lastSeq >= 0 && seq !== this.#lastSeq + 1 && seq > this.#floorSeq) {
-      // A gap (a message lost) or a repeat (a forged one, or a counter reset): load everything again.
-      this.#resync();
-      if (seq <= this.#lastSeq) return;
-      this.#lastSeq = seq;
-    } else if (seq === this.#lastSeq + 1) {
-      this.#lastSeq = seq;
-    }
-    if (seq > this.#maxSeq) this.#maxSeq = seq;
+    // A gap (a message lost) or a repeat (a forged one, or a counter reset): load everything again.
+    if (verdict !== APPLY) this.#resync();
+    if (verdict === SKIP_AND_RESYNC) return;
     // Its own changes came with the script's reply.
     if (first === this.instanceId.length && message.startsWith(this.instanceId)) return;
     this.#applyEntries(message, third + 1, seq);
@@ -684,8 +583,7 @@ export class Link implements RedisLink {
     if (epoch === this.#epoch) return;
     const known = this.#epoch !== undefined;
     this.#epoch = epoch;
-    this.#maxSeq = -1;
-    this.#lastSeq = -1;
+    this.#sequence.reset();
     if (!known) return;
     this.#version.fill(0);
     this.#needsSync = true;
