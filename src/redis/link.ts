@@ -22,7 +22,7 @@ import { RedisSyncError, type RedisSyncOperation } from "./errors.js";
 import { RAISE, READY, RESTORE } from "./merge.js";
 import { Mirror } from "./mirror.js";
 import { CHUNK, Outbox, type Batch } from "./outbox.js";
-import { layoutOf, readCount, type Layout } from "./record.js";
+import { layoutOf, readCount, reasonText, type Layout } from "./record.js";
 import { runApplyScript } from "./script.js";
 import { APPLY, REFUSE, Sequence, SKIP_AND_RESYNC } from "./sequence.js";
 
@@ -261,12 +261,12 @@ export class Link implements RedisLink {
 
   #addArgs(batch: Batch): void {
     this.#outbox.seal(batch);
-    const { flight } = this.#outbox;
+    const { flight, flightReason } = this.#outbox;
     const { ids } = this.#mirror;
     const args = batch.args;
     for (const index of batch.indices) {
       const at = index * 3;
-      args.push(ids[index]!, String(flight[at]), String(flight[at + 1]), String(flight[at + 2]));
+      args.push(ids[index]!, String(flight[at]), String(flight[at + 1]), String(flight[at + 2]), reasonText(flightReason[index]!));
     }
   }
 
@@ -296,8 +296,8 @@ export class Link implements RedisLink {
       const wallNow = Date.now();
       for (let index = start; index < Math.min(start + CHUNK, size); index++) {
         if (this.#outbox.takeOne(index, batch)) continue;
-        if (mirror.holdsOut(index, wallNow)) this.#outbox.add(batch, index, RESTORE, mirror.rank[index]!, mirror.until[index]!);
-        else this.#outbox.add(batch, index, RAISE, READY, 0);
+        if (mirror.holdsOut(index, wallNow)) this.#outbox.add(batch, index, RESTORE, mirror.rank[index]!, mirror.until[index]!, mirror.reason[index]!);
+        else this.#outbox.add(batch, index, RAISE, READY, 0, "");
       }
       this.#addArgs(batch);
       const seq = await this.#write(batch);
@@ -323,7 +323,7 @@ export class Link implements RedisLink {
     for (const index of indices) {
       // What Redis says is the newest state of the key: its version known is void.
       this.#mirror.forgetVersion(index);
-      if (!this.#outbox.takeOne(index, batch) && !this.#outbox.isInFlight(index)) this.#outbox.add(batch, index, RAISE, READY, 0);
+      if (!this.#outbox.takeOne(index, batch) && !this.#outbox.isInFlight(index)) this.#outbox.add(batch, index, RAISE, READY, 0, "");
     }
     this.#addArgs(batch);
     await this.#write(batch);

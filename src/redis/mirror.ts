@@ -12,7 +12,7 @@ import type { SharedRouter } from "./attach.js";
 import type { RedisSyncOperation } from "./errors.js";
 import { BLOCKED, CLEAR, COOLDOWN, DISABLED, merge, OFFER, RAISE, READY, STATUS_NAMES } from "./merge.js";
 import type { Outbox } from "./outbox.js";
-import { MAX_UNTIL, readRecord, readState } from "./record.js";
+import { MAX_UNTIL, readReason, readRecord, readState } from "./record.js";
 
 /** @internal */
 export class Mirror {
@@ -24,9 +24,10 @@ export class Mirror {
   readonly ids: readonly string[];
   readonly #indexOfId: Map<string, number>;
 
-  /** What the router's state is, as far as the events said: rank and cooldown end (wall-clock ms). */
+  /** What the router's state is, as far as the events said: rank, cooldown end (wall-clock ms), reason. */
   readonly rank: Uint8Array;
   readonly until: Float64Array;
+  readonly reason: string[];
   /**
    * The newest shared state known per key, with its version (0: none). The router holds it with the
    * in-flight and pending transitions merged on top.
@@ -34,6 +35,7 @@ export class Mirror {
   readonly #version: Float64Array;
   readonly #sharedRank: Uint8Array;
   readonly #sharedUntil: Float64Array;
+  readonly #sharedReason: Array<string | undefined>;
   /** Keys whose reply was older than a state known before it: to be loaded again. */
   suspects: number[] = [];
   readonly #suspect: Uint8Array;
@@ -64,9 +66,11 @@ export class Mirror {
     this.#indexOfId = new Map(this.ids.map((id, index) => [id, index]));
     this.rank = new Uint8Array(size);
     this.until = new Float64Array(size);
+    this.reason = new Array<string>(size).fill("");
     this.#version = new Float64Array(size);
     this.#sharedRank = new Uint8Array(size);
     this.#sharedUntil = new Float64Array(size);
+    this.#sharedReason = new Array<string | undefined>(size).fill(undefined);
     this.#suspect = new Uint8Array(size);
     this.#importing = new Uint8Array(size);
     const wallNow = Date.now();
@@ -75,9 +79,10 @@ export class Mirror {
       const rank = STATUS_NAMES.indexOf(state.status);
       this.rank[index] = rank;
       if (state.status === "cooldown") this.until[index] = this.#deadline(wallNow, state.remainingMs);
+      if (rank !== READY) this.reason[index] = row.reason ?? "";
       // The router's own states (a restore from saved state, marks made before attaching or while
       // detached) are news to Redis, of unknown age: offered before the shared state is loaded.
-      if (rank !== READY) outbox.queue(index, OFFER, rank, this.until[index]!);
+      if (rank !== READY) outbox.queue(index, OFFER, rank, this.until[index]!, this.reason[index]!);
     });
   }
 
@@ -113,16 +118,20 @@ export class Mirror {
     let mode = RAISE;
     let rank: number;
     let until = 0;
+    let reason = "";
     switch (event.type) {
       case "cooldown":
         rank = COOLDOWN;
         until = this.#deadline(Date.now(), event.delayMs);
+        reason = event.reason;
         break;
       case "blocked":
         rank = BLOCKED;
+        reason = event.reason;
         break;
       case "disabled":
         rank = DISABLED;
+        reason = event.reason;
         break;
       case "ready":
         this.rank[index] = READY;
@@ -139,7 +148,8 @@ export class Mirror {
     }
     this.rank[index] = rank;
     this.until[index] = until;
-    this.#outbox.queue(index, mode, rank, until);
+    this.reason[index] = reason;
+    this.#outbox.queue(index, mode, rank, until, reason);
     return true;
   }
 
@@ -167,7 +177,8 @@ export class Mirror {
     for (let k = 0; k < indices.length; k++) {
       const index = indices[k]!;
       const text = reply[k + 2];
-      if (typeof text !== "string" || !readRecord(text, scratch)) {
+      const end = typeof text === "string" ? readRecord(text, scratch) : -1;
+      if (end < 0) {
         malformed++;
         continue;
       }
@@ -176,7 +187,7 @@ export class Mirror {
       if (version > known || (version === 0 && known <= seq)) {
         // Newer; or no record at all where the state known is older than this reply (pruned or
         // deleted: a key without a record is ready).
-        this.#record(index, version, scratch[0]!, scratch[1]!, wallNow);
+        this.#record(index, version, scratch[0]!, scratch[1]!, readReason(text as string, end, (text as string).length), wallNow);
       } else if (version < known && known <= seq && this.#suspect[index] === 0) {
         // Older than a state known from before this reply: someone reset the counter. Never revert
         // silently: load the key again.
@@ -199,13 +210,14 @@ export class Mirror {
       let end = message.indexOf(" ", at);
       if (end < 0) end = message.length;
       const bar = message.indexOf("|", at);
-      if (bar < 0 || bar > end || !readState(message, bar + 1, end, scratch)) {
+      const stop = bar < 0 || bar > end ? -1 : readState(message, bar + 1, end, scratch);
+      if (stop < 0) {
         malformed++;
       } else if (bar - at === 64) {
         // A field with a scope ("<fingerprint>/<scope>") is longer: not one this instance knows.
         const index = this.#indexOfId.get(message.slice(at, bar));
         if (index !== undefined && version > this.#version[index]!) {
-          this.#record(index, version, scratch[0]!, scratch[1]!, wallNow);
+          this.#record(index, version, scratch[0]!, scratch[1]!, readReason(message, stop, end), wallNow);
           this.#reconcile(index, wallNow);
         }
       } else if (bar - at < 64 || message.charCodeAt(at + 64) !== 47) {
@@ -225,14 +237,15 @@ export class Mirror {
     this.forgetVersions();
     const wallNow = Date.now();
     for (let index = 0; index < this.ids.length; index++) {
-      if (this.holdsOut(index, wallNow)) this.#outbox.queue(index, OFFER, this.rank[index]!, this.until[index]!);
+      if (this.holdsOut(index, wallNow)) this.#outbox.queue(index, OFFER, this.rank[index]!, this.until[index]!, this.reason[index]!);
     }
   }
 
   /** Keeps a shared state; its deadline no later than `maxRetryAfterMs` from now. */
-  #record(index: number, version: number, rank: number, until: number, wallNow: number): void {
+  #record(index: number, version: number, rank: number, until: number, reason: string | undefined, wallNow: number): void {
     this.#version[index] = version;
     this.#sharedRank[index] = rank;
+    this.#sharedReason[index] = reason;
     this.#sharedUntil[index] = rank === COOLDOWN ? Math.min(until, Math.ceil(wallNow + this.#maxRetryAfterMs)) : 0;
   }
 
@@ -245,6 +258,7 @@ export class Mirror {
     const scratch = this.#scratch;
     let rank = this.#sharedRank[index]!;
     let until = this.#sharedUntil[index]!;
+    let reason = this.#sharedReason[index];
     // A shared "ready" record is a clear (an ended cooldown stays a cooldown in Redis).
     let cleared = rank === READY && this.#version[index] !== 0;
     const outbox = this.#outbox;
@@ -253,6 +267,7 @@ export class Mirror {
       const mode = outbox.flight[at]!;
       merge(rank, until, mode, outbox.flight[at + 1]!, outbox.flight[at + 2]!, wallNow, scratch);
       (rank = scratch[0]!), (until = scratch[1]!);
+      if (scratch[2] === 1) reason = outbox.flightReason[index];
       if (mode === CLEAR) cleared = true;
     }
     if (outbox.isPending(index)) {
@@ -260,12 +275,14 @@ export class Mirror {
       const mode = outbox.pending[at]!;
       merge(rank, until, mode, outbox.pending[at + 1]!, outbox.pending[at + 2]!, wallNow, scratch);
       (rank = scratch[0]!), (until = scratch[1]!);
+      if (scratch[2] === 1) reason = outbox.pendingReason[index];
       if (mode === CLEAR) cleared = true;
     }
     if (rank === COOLDOWN && until <= wallNow) (rank = READY), (until = 0);
     let localRank = this.rank[index]!;
     const localUntil = this.until[index]!;
     if (localRank === COOLDOWN && localUntil <= wallNow) localRank = READY;
+    // A reason alone is no change: importState would keep the router's own for the same state.
     if (rank === localRank && (rank !== COOLDOWN || until === localUntil)) return;
 
     // No `failures` unless a clear ends the run: importState keeps the key's own count otherwise. A
@@ -274,8 +291,10 @@ export class Mirror {
     if (rank === COOLDOWN) entry.until = until;
     else if (rank === READY && cleared) entry.failures = 0;
     else if (rank === READY) (entry.status = "cooldown"), (entry.until = wallNow);
+    if (rank !== READY && reason) entry.reason = reason;
     this.rank[index] = rank;
     this.until[index] = until;
+    this.reason[index] = rank === READY ? "" : (reason ?? "manual");
     this.#imports.push(entry);
     this.#importIndices.push(index);
   }
@@ -292,8 +311,19 @@ export class Mirror {
       this.#router.importState({ version: 1, savedAt: wallNow, keys });
     } catch (error) {
       this.#report("apply", error);
+      // A router holds 256 reasons at most: the states matter more than their names.
+      if (error instanceof RangeError) this.#importWithoutReasons(keys, wallNow);
     } finally {
       for (const index of indices) this.#importing[index] = 0;
+    }
+  }
+
+  #importWithoutReasons(keys: SavedKeyState[], wallNow: number): void {
+    for (const entry of keys) delete entry.reason;
+    try {
+      this.#router.importState({ version: 1, savedAt: wallNow, keys });
+    } catch (error) {
+      this.#report("apply", error);
     }
   }
 }

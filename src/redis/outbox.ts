@@ -10,7 +10,7 @@ import { fold } from "./merge.js";
 /** Keys per script call. @internal */
 export const CHUNK = 1_000;
 
-/** A batch for the script: its number, the keys' indices, and 4 arguments per key. @internal */
+/** A batch for the script: its number, the keys' indices, and 5 arguments per key. @internal */
 export interface Batch {
   number: number;
   indices: number[];
@@ -21,9 +21,11 @@ export interface Batch {
 
 /** @internal */
 export class Outbox {
-  /** Per key, 3 numbers: mode, raise, until (wall-clock ms). */
+  /** Per key, 3 numbers: mode, raise, until (wall-clock ms); and the reason of the raise ("" for none). */
   readonly pending: Float64Array;
   readonly flight: Float64Array;
+  readonly pendingReason: string[];
+  readonly flightReason: string[];
   readonly #dirty: Uint8Array;
   readonly #inFlight: Uint8Array;
   #dirtyList: number[] = [];
@@ -36,6 +38,8 @@ export class Outbox {
   constructor(size: number) {
     this.pending = new Float64Array(size * 3);
     this.flight = new Float64Array(size * 3);
+    this.pendingReason = new Array<string>(size).fill("");
+    this.flightReason = new Array<string>(size).fill("");
     this.#dirty = new Uint8Array(size);
     this.#inFlight = new Uint8Array(size);
   }
@@ -54,7 +58,7 @@ export class Outbox {
   }
 
   /** Folds a transition into the key's pending one. */
-  queue(index: number, mode: number, raise: number, until: number): void {
+  queue(index: number, mode: number, raise: number, until: number, reason: string): void {
     this.marks++;
     const at = index * 3;
     if (this.#dirty[index] === 0) {
@@ -62,10 +66,11 @@ export class Outbox {
       this.pending[at] = mode;
       this.pending[at + 1] = raise;
       this.pending[at + 2] = until;
+      this.pendingReason[index] = reason;
       this.#dirtyList.push(index);
       this.#count++;
-    } else {
-      fold(this.pending, at, mode, raise, until);
+    } else if (fold(this.pending, at, mode, raise, until)) {
+      this.pendingReason[index] = reason;
     }
   }
 
@@ -100,20 +105,21 @@ export class Outbox {
     this.#dirty[index] = 0;
     this.#count--;
     const at = index * 3;
-    this.#fly(index, this.pending[at]!, this.pending[at + 1]!, this.pending[at + 2]!);
+    this.#fly(index, this.pending[at]!, this.pending[at + 1]!, this.pending[at + 2]!, this.pendingReason[index]!);
     batch.indices.push(index);
     if (this.#count === 0) this.#dirtyList = [];
     return true;
   }
 
   /** Adds a key with a transition that was not pending (a read, a restore) to a batch being made. */
-  add(batch: Batch, index: number, mode: number, raise: number, until: number): void {
-    this.#fly(index, mode, raise, until);
+  add(batch: Batch, index: number, mode: number, raise: number, until: number, reason: string): void {
+    this.#fly(index, mode, raise, until, reason);
     batch.indices.push(index);
   }
 
-  #fly(index: number, mode: number, raise: number, until: number): void {
+  #fly(index: number, mode: number, raise: number, until: number, reason: string): void {
     this.#inFlight[index] = 1;
+    this.flightReason[index] = reason;
     const at = index * 3;
     this.flight[at] = mode;
     this.flight[at + 1] = raise;

@@ -9,7 +9,7 @@ import type { Connection } from "./client.js";
 
 /** @internal */
 export const APPLY_SCRIPT = `
--- KEYS[1]: the hash of shared states (see record.ts): "<fingerprint>" = "<version>|<status>|<until>",
+-- KEYS[1]: the hash of shared states (see record.ts): "<fingerprint>" = "<version>|<status>|<until>|<reason>",
 --          and the fields "epoch", "seq" (the change counter) and "sweep" (the pruning cursor)
 -- KEYS[2]: the number of the last batch this instance wrote, so that a batch sent twice is applied once
 -- KEYS[3]: the sorted set of held keys: fingerprint -> until when some instance holds the key
@@ -22,15 +22,17 @@ export const APPLY_SCRIPT = `
 -- ARGV[7]: how long a ready record (a clear, an ended cooldown) is kept, ms
 -- ARGV[8]: how long KEYS[2] lives, ms
 -- ARGV[9]: how many hash fields to look over for pruning ("0": none)
--- ARGV[10..13], then again for each further key:
+-- ARGV[10..14], then again for each further key:
 --   [10] the key's fingerprint
 --   [11] the mode: "0" raise, "1" set ready first (clear), "2" offer: raise unless the record is
 --        "ready", "3" restore: raise only if there is no record
 --   [12] the raise: "0" none (a read), "1" cooldown, "2" blocked, "3" disabled (never lowers the state)
 --   [13] for a cooldown, when it ends, wall-clock epoch ms (an integer); a longer stored one is kept
--- Returns the epoch, the counter, then per key in order "<version>|<status>|<until>": its record after
--- the batch ("0|ready|0": none). Publishes "<instance> <epoch> <counter> <fingerprint>|<status>|<until>..."
--- when something changed; every record it writes gets the new counter as its version.
+--   [14] the raise's reason, escaped (record.ts), "" for none: the record's reason when the raise wins
+-- Returns the epoch, the counter, then per key in order "<version>|<status>|<until>[|<reason>]": its
+-- record after the batch ("0|ready|0": none). Publishes "<instance> <epoch> <counter> <entry>...",
+-- entry = "<fingerprint>|<status>|<until>[|<reason>]", when something changed; every record it writes
+-- gets the new counter as its version.
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local RANK = { ready = 0, cooldown = 1, blocked = 2, disabled = 3 }
 local NAME = { [0] = "ready", "cooldown", "blocked", "disabled" }
@@ -39,12 +41,22 @@ local now, retain = tonumber(ARGV[4]), tonumber(ARGV[7])
 local function integer(text, digits)
   return type(text) == "string" and #text >= 1 and #text <= digits and string.match(text, "^%d+$") ~= nil
 end
+-- A reason as an instance escapes it, or none.
+local function reason(text)
+  if type(text) == "string" and #text <= 1000 and string.match(text, "^[%w%%._~-]*$") then return text end
+  return ""
+end
 -- A record this script could not have written reads as none (and is replaced by the next change).
 local function read(record)
   if type(record) ~= "string" then return nil end
-  local v, s, u = string.match(record, "^(%d+)|(%a+)|(%d+)")
-  if v and RANK[s] and integer(v, 15) and integer(u, 16) then return tonumber(v), RANK[s], u end
+  local v, s, u, rest = string.match(record, "^(%d+)|(%a+)|(%d+)(.*)$")
+  if v and RANK[s] and integer(v, 15) and integer(u, 16) then return tonumber(v), RANK[s], u, reason(string.match(rest, "^|([^|]*)")) end
   return nil
+end
+-- The text after the version: "<status>|<until>", and "|<reason>" for a key held out with one.
+local function state_text(rank, until_text, why)
+  if rank == 0 or why == "" then return NAME[rank] .. "|" .. until_text end
+  return NAME[rank] .. "|" .. until_text .. "|" .. why
 end
 local epoch = redis.call("HGET", state, "epoch")
 if not epoch or #epoch > 40 or not string.match(epoch, "^[%w%-]+$") then
@@ -61,7 +73,7 @@ end
 
 -- The keys of this batch are held (by the writer), then pruning: keys nobody announced holding
 -- (ARGV[6] of every call that carried them has passed).
-for i = 10, #ARGV, 4 do redis.call("ZADD", held, ARGV[6], ARGV[i]) end
+for i = 10, #ARGV, 5 do redis.call("ZADD", held, ARGV[6], ARGV[i]) end
 local gone = redis.call("ZRANGEBYSCORE", held, "-inf", now, "LIMIT", 0, 500)
 for _, id in ipairs(gone) do
   redis.call("HDEL", state, id)
@@ -85,34 +97,34 @@ if ARGV[9] ~= "0" then
   end
 end
 
-local count = (#ARGV - 9) / 4
-local found, ranks, ends, results, changed = {}, {}, {}, {}, {}
+local count = (#ARGV - 9) / 5
+local found, ranks, ends, whys, results, changed = {}, {}, {}, {}, {}, {}
 for k = 1, count do
-  local i = 6 + 4 * k
+  local i = 5 + 5 * k
   local id, mode, raise, target = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]) or 0, ARGV[i + 3]
-  local version, rank, stored = read(redis.call("HGET", state, id))
+  local version, rank, stored, why = read(redis.call("HGET", state, id))
   local present = version ~= nil
-  if not present then version, rank, stored = 0, 0, "0" end
+  if not present then version, rank, stored, why = 0, 0, "0", "" end
   -- A version far ahead of the counter is corrupt or forged: it keeps its state, not its place.
   if version > seq + 2147483648 then version = seq end
   if version > seq then seq = version end
   -- The state as it stands now: an ended cooldown is ready.
   local live, live_until = rank, stored
   if rank == 1 and tonumber(stored) <= now then live, live_until = 0, "0" end
-  local r, u = live, live_until
+  local r, u, w = live, live_until, why
   if not replay and not (mode == "2" and present and rank == 0) and not (mode == "3" and present) then
     if mode == "1" and (live ~= 0 or not present) then r, u = 0, ARGV[4] end
     if raise == 1 then
-      if integer(target, 16) and tonumber(target) > now and (r == 0 or (r == 1 and tonumber(target) > tonumber(u))) then r, u = 1, target end
+      if integer(target, 16) and tonumber(target) > now and (r == 0 or (r == 1 and tonumber(target) > tonumber(u))) then r, u, w = 1, target, reason(ARGV[i + 4]) end
     elseif raise > r and raise <= 3 then
-      r, u = raise, "0"
+      r, u, w = raise, "0", reason(ARGV[i + 4])
     end
   end
   if r ~= live or (r == 1 and u ~= live_until) or (mode == "1" and not present and not replay) then
     changed[#changed + 1] = k
-    ranks[k], ends[k] = r, u
+    ranks[k], ends[k], whys[k] = r, u, w
   else
-    results[k] = string.format("%d|%s|%s", version, NAME[rank], stored)
+    results[k] = string.format("%d|", version) .. state_text(rank, stored, why)
   end
   found[k] = id
 end
@@ -121,7 +133,7 @@ if #changed > 0 then
   seq = seq + 1
   redis.call("HSET", state, "seq", string.format("%d", seq))
   for _, k in ipairs(changed) do
-    local value = string.format("%s|%s", NAME[ranks[k]], ends[k])
+    local value = state_text(ranks[k], ends[k], whys[k])
     redis.call("HSET", state, found[k], string.format("%d|%s", seq, value))
     results[k] = string.format("%d|%s", seq, value)
     entries[#entries + 1] = found[k] .. "|" .. value
