@@ -303,7 +303,7 @@ describe.skipIf(BINARY === undefined)("Redis adapter", { timeout: 60_000 }, () =
         const real = client();
         return wrapClient(real, {
           evalsha: (sha, count, ...rest) => {
-            if (rest.length > count + 9) writes[who]!++;
+            if (rest.length > count + 10) writes[who]!++;
             return real.evalsha(sha, count, ...rest);
           },
         }).wrapped;
@@ -358,15 +358,19 @@ describe.skipIf(BINARY === undefined)("Redis adapter", { timeout: 60_000 }, () =
       forger.disconnect();
     });
 
-    it("reads entries of later versions: the reason after until is taken, a scoped field is skipped", async () => {
+    it("reads entries as another instance writes them: the reason after until, and a field per scope", async () => {
       const epoch = await reader.hget(`{${ns}}:state`, "epoch");
       const seq = Number(await reader.hget(`{${ns}}:state`, "seq"));
       const id = fingerprint(K6);
-      // As a later version would write it: the records, then the message.
+      // As another instance writes it: the records, then the message.
       await reader.hset(`{${ns}}:state`, `${id}/gpt-4o`, `${seq + 1}|disabled|0`, id, `${seq + 1}|blocked|0|auth%20failed`, "seq", String(seq + 1));
       await reader.publish(`{${ns}}:changes`, `newer ${epoch} ${seq + 1} ${id}/gpt-4o|disabled|0 ${id}|blocked|0|auth%20failed`);
       await waitFor(() => statusOf(a, K6) === "blocked" && statusOf(b, K6) === "blocked", "both to take the key-wide block");
       expect([a, b].map((instance) => instance.router.snapshot()[6]!.reason)).toEqual(["auth failed", "auth failed"]);
+      expect([a, b].map((instance) => instance.router.snapshot()[6]!.scopes)).toEqual([
+        [{ scope: "gpt-4o", state: { status: "disabled" }, reason: "manual" }],
+        [{ scope: "gpt-4o", state: { status: "disabled" }, reason: "manual" }],
+      ]);
       expect([...a.errors, ...b.errors]).toEqual([]);
     });
 
@@ -393,7 +397,7 @@ describe.skipIf(BINARY === undefined)("Redis adapter", { timeout: 60_000 }, () =
       const { wrapped, subscribers } = wrapClient(real, {
         evalsha: async (sha, count, ...rest) => {
           // Only calls that carry transitions (the heartbeat's carry none).
-          const when = rest.length > count + 9 ? hold.when : "never";
+          const when = rest.length > count + 10 ? hold.when : "never";
           if (when !== "never") hold.calls++;
           if (when === "send") await hold.release.promise;
           const reply = await real.evalsha(sha, count, ...rest);
@@ -697,7 +701,7 @@ describe.skipIf(BINARY === undefined)("Redis adapter", { timeout: 60_000 }, () =
         // As ioredis with `maxRetriesPerRequest: null` does: a command sent before the drop waits.
         evalsha: async (sha, count, ...rest) => {
           // Writes from now on, not the load at attach nor the heartbeat.
-          if (!armed || rest.length <= count + 9) return real.evalsha(sha, count, ...rest);
+          if (!armed || rest.length <= count + 10) return real.evalsha(sha, count, ...rest);
           sent = true;
           await release.promise;
           return real.evalsha(sha, count, ...rest);
@@ -879,7 +883,7 @@ describe.skipIf(BINARY === undefined)("Redis adapter", { timeout: 60_000 }, () =
     let writes = 0;
     const { wrapped } = wrapClient(real, {
       evalsha: (sha, count, ...rest) => {
-        if (rest.length > count + 9) writes++;
+        if (rest.length > count + 10) writes++;
         return real.evalsha(sha, count, ...rest);
       },
     });

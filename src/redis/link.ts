@@ -21,7 +21,7 @@ import { withTimeout, type Connection, type Subscription } from "./client.js";
 import { RedisSyncError, type RedisSyncOperation } from "./errors.js";
 import { RAISE, READY, RESTORE } from "./merge.js";
 import { Mirror } from "./mirror.js";
-import { CHUNK, Outbox, type Batch } from "./outbox.js";
+import { CHUNK, type Outbox, type Batch } from "./outbox.js";
 import { layoutOf, readCount, reasonText, type Layout } from "./record.js";
 import { runApplyScript } from "./script.js";
 import { APPLY, REFUSE, Sequence, SKIP_AND_RESYNC } from "./sequence.js";
@@ -99,11 +99,10 @@ export class Link implements RedisLink {
     this.#writeIntervalMs = settings.writeIntervalMs;
     this.#connection = connection;
     this.#layout = layoutOf(settings.namespace, this.instanceId);
-    const { stateKey, batchKey, heldKey } = this.#layout;
-    this.#keys = [stateKey, batchKey, heldKey];
-    const rows = router.snapshot();
-    this.#outbox = new Outbox(rows.length);
-    this.#mirror = new Mirror(router, rows, this.#outbox, settings.maxRetryAfterMs, (operation, cause) => this.#report(operation, cause));
+    const { stateKey, batchKey, heldKey, scopesKey } = this.#layout;
+    this.#keys = [stateKey, batchKey, heldKey, scopesKey];
+    this.#mirror = new Mirror(router, router.snapshot(), settings.maxRetryAfterMs, (operation, cause) => this.#report(operation, cause));
+    this.#outbox = this.#mirror.outbox;
 
     this.#subscription = connection.openSubscription();
     try {
@@ -262,11 +261,11 @@ export class Link implements RedisLink {
   #addArgs(batch: Batch): void {
     this.#outbox.seal(batch);
     const { flight, flightReason } = this.#outbox;
-    const { ids } = this.#mirror;
+    const { field } = this.#mirror.slots;
     const args = batch.args;
-    for (const index of batch.indices) {
-      const at = index * 3;
-      args.push(ids[index]!, String(flight[at]), String(flight[at + 1]), String(flight[at + 2]), reasonText(flightReason[index]!));
+    for (const slot of batch.indices) {
+      const at = slot * 3;
+      args.push(field[slot]!, String(flight[at]), String(flight[at + 1]), String(flight[at + 2]), reasonText(flightReason[slot]!));
     }
   }
 
@@ -290,20 +289,24 @@ export class Link implements RedisLink {
     mirror.forgetVersions();
     this.#sequence.loadStarted();
     let floor = -1;
-    const size = mirror.ids.length;
-    for (let start = 0; start < size; start += CHUNK) {
+    const { slots } = mirror;
+    // Slots made during the load (scoped records it finds) come with their state already.
+    const end = slots.end;
+    for (let slot = 0; slot < end; ) {
       const batch = this.#outbox.open();
+      // Each key-wide entry brings the key's scoped records along, in the same call.
+      batch.load = true;
       const wallNow = Date.now();
-      for (let index = start; index < Math.min(start + CHUNK, size); index++) {
-        if (this.#outbox.takeOne(index, batch)) continue;
-        if (mirror.holdsOut(index, wallNow)) this.#outbox.add(batch, index, RESTORE, mirror.rank[index]!, mirror.until[index]!, mirror.reason[index]!);
-        else this.#outbox.add(batch, index, RAISE, READY, 0, "");
+      for (; slot < end && batch.indices.length < CHUNK; slot++) {
+        if (!slots.live(slot) || this.#outbox.takeOne(slot, batch)) continue;
+        if (mirror.holdsOut(slot, wallNow)) this.#outbox.add(batch, slot, RESTORE, mirror.rank[slot]!, mirror.until[slot]!, mirror.reason[slot]!);
+        else this.#outbox.add(batch, slot, RAISE, READY, 0, "");
       }
       this.#addArgs(batch);
       const seq = await this.#write(batch);
       if (floor < 0) floor = seq;
     }
-    if (size === 0) floor = await this.#probe();
+    if (floor < 0) floor = await this.#probe();
     if (!this.#sequence.loadEnded(floor)) this.#needsSync = true;
     this.#nextAnnounce = Date.now() + ANNOUNCE_MS;
     if (!this.#needsSync && this.#connected()) {
@@ -316,14 +319,14 @@ export class Link implements RedisLink {
     }
   }
 
-  /** Loads the keys whose reply was older than the state known (see `Mirror.applyReply`). */
+  /** Loads the slots whose reply was older than the state known (see `Mirror.applyReply`). */
   async #reload(): Promise<void> {
-    const indices = this.#mirror.suspects.splice(0, CHUNK);
+    const suspects = this.#mirror.suspects.splice(0, CHUNK);
     const batch = this.#outbox.open();
-    for (const index of indices) {
-      // What Redis says is the newest state of the key: its version known is void.
-      this.#mirror.forgetVersion(index);
-      if (!this.#outbox.takeOne(index, batch) && !this.#outbox.isInFlight(index)) this.#outbox.add(batch, index, RAISE, READY, 0, "");
+    for (const slot of suspects) {
+      // What Redis says is the newest state of the slot: its version known is void.
+      this.#mirror.forgetVersion(slot);
+      if (!this.#outbox.takeOne(slot, batch) && !this.#outbox.isInFlight(slot)) this.#outbox.add(batch, slot, RAISE, READY, 0, "");
     }
     this.#addArgs(batch);
     await this.#write(batch);
@@ -335,7 +338,7 @@ export class Link implements RedisLink {
    * Returns the counter.
    */
   async #probe(): Promise<number> {
-    const reply = await this.#run({ number: 0, indices: [], args: [], covers: -1 }, SWEEP_COUNT);
+    const reply = await this.#run({ number: 0, indices: [], args: [], covers: -1, load: false }, SWEEP_COUNT);
     const seq = this.#applyReply(reply, []);
     if (!this.#needsSync && this.#sequence.heartbeat(seq)) this.#needsSync = true;
     return seq;
@@ -355,6 +358,7 @@ export class Link implements RedisLink {
       String(RETAIN_MS),
       String(GUARD_MS),
       sweep,
+      batch.load ? "1" : "0",
       ...batch.args,
     ]);
   }
@@ -375,10 +379,10 @@ export class Link implements RedisLink {
     return seq;
   }
 
-  /** Takes a reply's epoch, counter and records; brings the router in line for `indices`. */
-  #applyReply(reply: unknown, indices: readonly number[]): number {
-    if (!Array.isArray(reply) || reply.length !== indices.length + 2 || typeof reply[1] !== "string") {
-      throw new TypeError(`the script returned ${describe(reply)}, expected an array of ${indices.length + 2}`);
+  /** Takes a reply's epoch, counter and records; brings the router in line for `slots`. */
+  #applyReply(reply: unknown, slots: readonly number[]): number {
+    if (!Array.isArray(reply) || reply.length < slots.length + 2 || (reply.length - slots.length) % 2 !== 0 || typeof reply[1] !== "string") {
+      throw new TypeError(`the script returned ${describe(reply)}, expected an array of ${slots.length + 2} and pairs`);
     }
     const seq = readCount(reply[1]);
     if (seq < 0) throw new TypeError("the script returned an unreadable counter");
@@ -389,7 +393,7 @@ export class Link implements RedisLink {
       this.#report("load", new Error(`the shared state's version jumped more than 2^31 ahead (from ${this.#sequence.newest} to ${seq})`));
     }
     this.#sequence.saw(seq);
-    this.#mirror.applyReply(reply, indices, seq);
+    this.#mirror.applyReply(reply, slots, seq);
     return seq;
   }
 
@@ -483,6 +487,8 @@ export class Link implements RedisLink {
     }
     this.#probeDue = true;
     this.#schedule();
+    // Scopes that hold nothing any more give their slots back.
+    if (!this.#pumping) this.#mirror.release(this.#sequence.through);
   };
 
   #lost(): void {

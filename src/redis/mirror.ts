@@ -1,9 +1,16 @@
 /**
- * What an instance knows of each key's state, and how a state from Redis reaches the router: the
- * router's own state (as its events said), the newest shared state with its version, and the
- * reconcile that brings the router in line with the shared state and this instance's transitions not
- * yet answered (merge.ts, invariant 3), by `importState`. The link feeds it the script's replies and
- * other instances' messages; the router's events come in through {@link Mirror.local}.
+ * What an instance knows of each key's state, key-wide and in each scope (a slot each: slots.ts), and
+ * how a state from Redis reaches the router: the router's own state (as its events said), the newest
+ * shared state with its version, and the reconcile that brings the router in line with the shared
+ * state and this instance's transitions not yet answered (merge.ts, invariant 3), by `importState`.
+ * The link feeds it the script's replies and other instances' messages; the router's events come in
+ * through {@link Mirror.local}.
+ *
+ * A scope's states live in slots made when the scope first holds a state here (a mark, an import)
+ * and freed once the scope holds none and no message older than the last known can still arrive. The
+ * router keeps at most `maxScopes` scopes and drops the least recently used silently; a state it
+ * forgot that way is not imported again until its record changes, which errs toward trying a key, as
+ * the router's own rule does.
  * @internal
  */
 // By package name, so the built declarations refer to the core's own types instead of copying them.
@@ -11,85 +18,97 @@ import type { KeySnapshot, RouterEvent, SavedKeyState } from "credential-router"
 import type { SharedRouter } from "./attach.js";
 import type { RedisSyncOperation } from "./errors.js";
 import { BLOCKED, CLEAR, COOLDOWN, DISABLED, merge, OFFER, RAISE, READY, STATUS_NAMES } from "./merge.js";
-import type { Outbox } from "./outbox.js";
+import { Outbox } from "./outbox.js";
 import { MAX_UNTIL, readReason, readRecord, readState } from "./record.js";
+import { grown, Slots } from "./slots.js";
 
 /** @internal */
 export class Mirror {
   readonly #router: SharedRouter;
-  readonly #outbox: Outbox;
   readonly #maxRetryAfterMs: number;
   readonly #report: (operation: RedisSyncOperation, cause: unknown) => void;
-  /** Each key's fingerprint, by index, and back. */
-  readonly ids: readonly string[];
-  readonly #indexOfId: Map<string, number>;
+  /** The (key, scope) pairs, each a slot, and their Redis fields. */
+  readonly slots: Slots;
+  /** What is waiting to be written, per slot. */
+  readonly outbox: Outbox;
 
   /** What the router's state is, as far as the events said: rank, cooldown end (wall-clock ms), reason. */
-  readonly rank: Uint8Array;
-  readonly until: Float64Array;
-  readonly reason: string[];
+  rank: Uint8Array;
+  until: Float64Array;
+  readonly reason: string[] = [];
   /**
-   * The newest shared state known per key, with its version (0: none). The router holds it with the
+   * The newest shared state known per slot, with its version (0: none). The router holds it with the
    * in-flight and pending transitions merged on top.
    */
-  readonly #version: Float64Array;
-  readonly #sharedRank: Uint8Array;
-  readonly #sharedUntil: Float64Array;
-  readonly #sharedReason: Array<string | undefined>;
-  /** Keys whose reply was older than a state known before it: to be loaded again. */
+  #version: Float64Array;
+  #sharedRank: Uint8Array;
+  #sharedUntil: Float64Array;
+  readonly #sharedReason: Array<string | undefined> = [];
+  /** Slots whose reply was older than a state known before it: to be loaded again. */
   suspects: number[] = [];
-  readonly #suspect: Uint8Array;
+  #suspect: Uint8Array;
   /**
-   * Per key being imported, the rank it is imported at, plus 1 (0: none). The first event for the key
-   * at that rank during the import is the import's own and is not written back; any other event then
-   * is a mark made by a listener.
+   * Per slot being imported, the rank it is imported at, plus 1 (0: none). The first event for the
+   * slot at that rank during the import is the import's own and is not written back; any other event
+   * then is a mark made by a listener.
    */
-  readonly #importing: Uint8Array;
+  #importing: Uint8Array;
   /** Imports gathered while applying a reply or a message, made in one `importState` call. */
   #imports: SavedKeyState[] = [];
-  #importIndices: number[] = [];
+  #importSlots: number[] = [];
+  #importsScoped = false;
+  /** Slots a reply or message touched, to reconcile. */
+  #touched: number[] = [];
   readonly #scratch = new Float64Array(3);
 
-  constructor(
-    router: SharedRouter,
-    rows: readonly KeySnapshot[],
-    outbox: Outbox,
-    maxRetryAfterMs: number,
-    report: (operation: RedisSyncOperation, cause: unknown) => void,
-  ) {
+  constructor(router: SharedRouter, rows: readonly KeySnapshot[], maxRetryAfterMs: number, report: (operation: RedisSyncOperation, cause: unknown) => void) {
     this.#router = router;
-    this.#outbox = outbox;
     this.#maxRetryAfterMs = maxRetryAfterMs;
     this.#report = report;
-    const size = rows.length;
-    this.ids = rows.map((row) => row.id);
-    this.#indexOfId = new Map(this.ids.map((id, index) => [id, index]));
-    this.rank = new Uint8Array(size);
-    this.until = new Float64Array(size);
-    this.reason = new Array<string>(size).fill("");
-    this.#version = new Float64Array(size);
-    this.#sharedRank = new Uint8Array(size);
-    this.#sharedUntil = new Float64Array(size);
-    this.#sharedReason = new Array<string | undefined>(size).fill(undefined);
-    this.#suspect = new Uint8Array(size);
-    this.#importing = new Uint8Array(size);
+    this.slots = new Slots(
+      rows.map((row) => row.id),
+      (capacity) => this.#grow(capacity),
+    );
+    const { capacity } = this.slots;
+    this.outbox = new Outbox(capacity);
+    this.rank = new Uint8Array(capacity);
+    this.until = new Float64Array(capacity);
+    this.#version = new Float64Array(capacity);
+    this.#sharedRank = new Uint8Array(capacity);
+    this.#sharedUntil = new Float64Array(capacity);
+    this.#suspect = new Uint8Array(capacity);
+    this.#importing = new Uint8Array(capacity);
     const wallNow = Date.now();
-    rows.forEach((row, index) => {
-      const { state } = row;
+    // The router's own states (a restore from saved state, marks made before attaching or while
+    // detached) are news to Redis, of unknown age: offered before the shared state is loaded.
+    const offer = (slot: number, state: KeySnapshot["state"], reason: string | undefined) => {
       const rank = STATUS_NAMES.indexOf(state.status);
-      this.rank[index] = rank;
-      if (state.status === "cooldown") this.until[index] = this.#deadline(wallNow, state.remainingMs);
-      if (rank !== READY) this.reason[index] = row.reason ?? "";
-      // The router's own states (a restore from saved state, marks made before attaching or while
-      // detached) are news to Redis, of unknown age: offered before the shared state is loaded.
-      if (rank !== READY) outbox.queue(index, OFFER, rank, this.until[index]!, this.reason[index]!);
+      this.rank[slot] = rank;
+      if (state.status === "cooldown") this.until[slot] = this.#deadline(wallNow, state.remainingMs);
+      this.reason[slot] = rank === READY ? "" : (reason ?? "");
+      if (rank !== READY) this.outbox.queue(slot, OFFER, rank, this.until[slot]!, this.reason[slot]!);
+    };
+    rows.forEach((row, index) => {
+      offer(index, row.state, row.reason);
+      for (const { scope, state, reason } of row.scopes ?? []) offer(this.slots.slotIn(index, scope), state, reason);
     });
   }
 
-  /** Whether the key holds a state out now, by the router's events. */
-  holdsOut(index: number, wallNow: number): boolean {
-    const rank = this.rank[index]!;
-    return rank !== READY && (rank !== COOLDOWN || this.until[index]! > wallNow);
+  #grow(capacity: number): void {
+    this.rank = grown(this.rank, capacity);
+    this.until = grown(this.until, capacity);
+    this.#version = grown(this.#version, capacity);
+    this.#sharedRank = grown(this.#sharedRank, capacity);
+    this.#sharedUntil = grown(this.#sharedUntil, capacity);
+    this.#suspect = grown(this.#suspect, capacity);
+    this.#importing = grown(this.#importing, capacity);
+    this.outbox.grow(capacity);
+  }
+
+  /** Whether the slot holds a state out now, by the router's events. */
+  holdsOut(slot: number, wallNow: number): boolean {
+    const rank = this.rank[slot]!;
+    return rank !== READY && (rank !== COOLDOWN || this.until[slot]! > wallNow);
   }
 
   // ---- local transitions (the hot path: runs inside the router's marks) ----
@@ -101,18 +120,18 @@ export class Mirror {
     return Math.min(Math.ceil(wallNow + Math.min(remainingMs, this.#maxRetryAfterMs)) + 1, MAX_UNTIL);
   }
 
-  /** Takes a router event: notes the key's state, and queues it for Redis unless it came from Redis. Says whether it queued. */
+  /** Takes a router event: notes the state, and queues it for Redis unless it came from Redis. Says whether it queued. */
   local(event: RouterEvent): boolean {
-    // A state in one scope stays with this instance for now: written as key-wide, it would take the
-    // key out of every scope on every instance.
-    if (event.type === "exhausted" || event.scope !== undefined) return false;
-    const index = event.index;
-    const importing = this.#importing[index]!;
+    if (event.type === "exhausted") return false;
+    // A key-wide clear is followed by the clear of each scope it ended, each a slot of its own; the
+    // script clears the key's other scoped records too (those only other instances hold).
+    const slot = event.scope === undefined ? event.index : this.slots.slotIn(event.index, event.scope);
+    const importing = this.#importing[slot]!;
     if (importing !== 0 && importing - 1 === STATUS_NAMES.indexOf(event.type)) {
       // The import's own change: the state came from Redis. The emitter delivers events in order,
-      // so this is the first event for the key at that state during the import; a listener's mark of
-      // the key, made in reply to it, comes after and is written as usual.
-      this.#importing[index] = 0;
+      // so this is the first event for the slot at that state during the import; a listener's mark
+      // of it, made in reply to it, comes after and is written as usual.
+      this.#importing[slot] = 0;
       return false;
     }
     let mode = RAISE;
@@ -134,8 +153,9 @@ export class Mirror {
         reason = event.reason;
         break;
       case "ready":
-        this.rank[index] = READY;
-        this.until[index] = 0;
+        this.rank[slot] = READY;
+        this.until[slot] = 0;
+        this.reason[slot] = "";
         // An expired cooldown is no news: every instance holds the same deadline.
         if (event.reason !== "cleared") return false;
         mode = CLEAR;
@@ -146,10 +166,10 @@ export class Mirror {
         return unreachable;
       }
     }
-    this.rank[index] = rank;
-    this.until[index] = until;
-    this.reason[index] = reason;
-    this.#outbox.queue(index, mode, rank, until, reason);
+    this.rank[slot] = rank;
+    this.until[slot] = until;
+    this.reason[slot] = reason;
+    this.outbox.queue(slot, mode, rank, until, reason);
     return true;
   }
 
@@ -160,50 +180,74 @@ export class Mirror {
     this.#version.fill(0);
   }
 
-  /** Forgets the version of one key (a reload of a suspect). */
-  forgetVersion(index: number): void {
-    this.#suspect[index] = 0;
-    this.#version[index] = 0;
+  /** Forgets the version of one slot (a reload of a suspect). */
+  forgetVersion(slot: number): void {
+    this.#suspect[slot] = 0;
+    this.#version[slot] = 0;
   }
 
   /**
-   * Applies a script reply's records (`reply[2…]`, one per key of `indices`), taken with the counter
-   * `seq` after the batch; brings the router in line for `indices`.
+   * Applies a script reply, taken with the counter `seq` after the batch: its records (`reply[2…]`,
+   * one per slot of `batch`), then the pairs of field and record it adds (scoped records a key-wide
+   * clear ended, or those a load found); brings the router in line for all of them.
    */
-  applyReply(reply: unknown[], indices: readonly number[], seq: number): void {
+  applyReply(reply: unknown[], batch: readonly number[], seq: number): void {
     const wallNow = Date.now();
     const scratch = this.#scratch;
+    const touched = this.#touched;
     let malformed = 0;
-    for (let k = 0; k < indices.length; k++) {
-      const index = indices[k]!;
-      const text = reply[k + 2];
+    const count = batch.length;
+    for (let k = 2; k < reply.length; k++) {
+      let slot: number;
+      let text: unknown;
+      if (k < count + 2) {
+        slot = batch[k - 2]!;
+        text = reply[k];
+      } else {
+        const field = reply[k++];
+        text = reply[k];
+        slot = typeof field === "string" ? this.#fieldSlot(field, text) : -2;
+      }
       const end = typeof text === "string" ? readRecord(text, scratch) : -1;
-      if (end < 0) {
+      if (end < 0 || slot === -2) {
         malformed++;
         continue;
       }
+      if (slot < 0) continue;
       const version = scratch[2]!;
-      const known = this.#version[index]!;
+      const known = this.#version[slot]!;
       if (version > known || (version === 0 && known <= seq)) {
         // Newer; or no record at all where the state known is older than this reply (pruned or
         // deleted: a key without a record is ready).
-        this.#record(index, version, scratch[0]!, scratch[1]!, readReason(text as string, end, (text as string).length), wallNow);
-      } else if (version < known && known <= seq && this.#suspect[index] === 0) {
+        this.#record(slot, version, scratch[0]!, scratch[1]!, readReason(text as string, end, (text as string).length), wallNow);
+        if (k >= count + 2) touched.push(slot);
+      } else if (version < known && known <= seq && this.#suspect[slot] === 0) {
         // Older than a state known from before this reply: someone reset the counter. Never revert
-        // silently: load the key again.
-        this.#suspect[index] = 1;
-        this.suspects.push(index);
+        // silently: load the slot again.
+        this.#suspect[slot] = 1;
+        this.suspects.push(slot);
       }
     }
     if (malformed !== 0) this.#report("write", new Error(`${malformed} malformed records in the script's reply were skipped`));
-    for (const index of indices) this.#reconcile(index, wallNow);
-    this.#importGathered(wallNow);
+    for (const slot of batch) this.#reconcile(slot, wallNow);
+    this.#reconcileTouched(wallNow);
   }
 
-  /** Applies a message's entries `"<field>|<status>|<until>…"` from `from` on, at version `version`. */
+  /**
+   * The slot of a scoped field with the record `text`, made when the record holds the key out (a
+   * ready one needs none: the router is ready there, or has forgotten the scope); -1: none, -2: malformed.
+   */
+  #fieldSlot(field: string, text: unknown): number {
+    const scratch = this.#scratch;
+    const out = typeof text === "string" && readRecord(text, scratch) >= 0 && (scratch[0] !== COOLDOWN ? scratch[0] !== READY : scratch[1]! > Date.now());
+    return this.slots.slotOfField(field, out);
+  }
+
+  /** Applies a message's entries `"<field>|<status>|<until>|<reason>"` from `from` on, at version `version`. */
   applyEntries(message: string, from: number, version: number): void {
     const wallNow = Date.now();
     const scratch = this.#scratch;
+    const touched = this.#touched;
     let malformed = 0;
     let at = from;
     while (at < message.length) {
@@ -211,22 +255,29 @@ export class Mirror {
       if (end < 0) end = message.length;
       const bar = message.indexOf("|", at);
       const stop = bar < 0 || bar > end ? -1 : readState(message, bar + 1, end, scratch);
-      if (stop < 0) {
-        malformed++;
-      } else if (bar - at === 64) {
-        // A field with a scope ("<fingerprint>/<scope>") is longer: not one this instance knows.
-        const index = this.#indexOfId.get(message.slice(at, bar));
-        if (index !== undefined && version > this.#version[index]!) {
-          this.#record(index, version, scratch[0]!, scratch[1]!, readReason(message, stop, end), wallNow);
-          this.#reconcile(index, wallNow);
-        }
-      } else if (bar - at < 64 || message.charCodeAt(at + 64) !== 47) {
-        malformed++;
+      let slot = -2;
+      if (stop >= 0 && bar - at === 64) {
+        slot = this.slots.indexOf(message.slice(at, bar)) ?? -1;
+      } else if (stop >= 0 && bar - at > 64) {
+        const out = scratch[0] !== READY && (scratch[0] !== COOLDOWN || scratch[1]! > wallNow);
+        slot = this.slots.slotOfField(message.slice(at, bar), out);
+      }
+      if (slot === -2) malformed++;
+      else if (slot >= 0 && version > this.#version[slot]!) {
+        this.#record(slot, version, scratch[0]!, scratch[1]!, readReason(message, stop, end), wallNow);
+        touched.push(slot);
       }
       at = end + 1;
     }
-    this.#importGathered(wallNow);
+    this.#reconcileTouched(wallNow);
     if (malformed !== 0) this.#report("message", new Error(`${malformed} malformed entries were skipped`));
+  }
+
+  #reconcileTouched(wallNow: number): void {
+    const touched = this.#touched;
+    for (let k = 0; k < touched.length; k++) this.#reconcile(touched[k]!, wallNow);
+    touched.length = 0;
+    this.#importGathered(wallNow);
   }
 
   /**
@@ -236,92 +287,122 @@ export class Mirror {
   offerAll(): void {
     this.forgetVersions();
     const wallNow = Date.now();
-    for (let index = 0; index < this.ids.length; index++) {
-      if (this.holdsOut(index, wallNow)) this.#outbox.queue(index, OFFER, this.rank[index]!, this.until[index]!, this.reason[index]!);
+    for (let slot = 0; slot < this.slots.end; slot++) {
+      if (this.slots.live(slot) && this.holdsOut(slot, wallNow)) this.outbox.queue(slot, OFFER, this.rank[slot]!, this.until[slot]!, this.reason[slot]!);
+    }
+  }
+
+  /**
+   * Frees the slots of scopes that hold nothing any more: ready here and in Redis, nothing waiting or
+   * in flight, and a version no later than `through`, the last message known to have arrived (so that
+   * no older message still on its way can be taken for news).
+   */
+  release(through: number): void {
+    const { slots, outbox } = this;
+    const wallNow = Date.now();
+    for (let slot = slots.keys; slot < slots.end; slot++) {
+      if (!slots.live(slot) || this.holdsOut(slot, wallNow) || outbox.isPending(slot) || outbox.isInFlight(slot) || this.#suspect[slot] !== 0) continue;
+      const shared = this.#sharedRank[slot]!;
+      if ((shared !== READY && (shared !== COOLDOWN || this.#sharedUntil[slot]! > wallNow)) || this.#version[slot]! > through) continue;
+      this.rank[slot] = this.#sharedRank[slot] = this.#importing[slot] = 0;
+      this.until[slot] = this.#sharedUntil[slot] = this.#version[slot] = 0;
+      this.reason[slot] = "";
+      this.#sharedReason[slot] = undefined;
+      slots.release(slot);
     }
   }
 
   /** Keeps a shared state; its deadline no later than `maxRetryAfterMs` from now. */
-  #record(index: number, version: number, rank: number, until: number, reason: string | undefined, wallNow: number): void {
-    this.#version[index] = version;
-    this.#sharedRank[index] = rank;
-    this.#sharedReason[index] = reason;
-    this.#sharedUntil[index] = rank === COOLDOWN ? Math.min(until, Math.ceil(wallNow + this.#maxRetryAfterMs)) : 0;
+  #record(slot: number, version: number, rank: number, until: number, reason: string | undefined, wallNow: number): void {
+    this.#version[slot] = version;
+    this.#sharedRank[slot] = rank;
+    this.#sharedReason[slot] = reason;
+    this.#sharedUntil[slot] = rank === COOLDOWN ? Math.min(until, Math.ceil(wallNow + this.#maxRetryAfterMs)) : 0;
   }
 
   /**
-   * Sets the router's state of one key to what the script will make of it: the newest shared state,
+   * Sets the router's state of one slot to what the script will make of it: the newest shared state,
    * with this instance's transitions in flight, then those not yet sent, merged on top by the same
    * rule (merge.ts, invariant 3). Imports only where the result differs from the router's state.
    */
-  #reconcile(index: number, wallNow: number): void {
+  #reconcile(slot: number, wallNow: number): void {
     const scratch = this.#scratch;
-    let rank = this.#sharedRank[index]!;
-    let until = this.#sharedUntil[index]!;
-    let reason = this.#sharedReason[index];
+    let rank = this.#sharedRank[slot]!;
+    let until = this.#sharedUntil[slot]!;
+    let reason = this.#sharedReason[slot];
     // A shared "ready" record is a clear (an ended cooldown stays a cooldown in Redis).
-    let cleared = rank === READY && this.#version[index] !== 0;
-    const outbox = this.#outbox;
-    if (outbox.isInFlight(index)) {
-      const at = index * 3;
+    let cleared = rank === READY && this.#version[slot] !== 0;
+    const outbox = this.outbox;
+    if (outbox.isInFlight(slot)) {
+      const at = slot * 3;
       const mode = outbox.flight[at]!;
       merge(rank, until, mode, outbox.flight[at + 1]!, outbox.flight[at + 2]!, wallNow, scratch);
       (rank = scratch[0]!), (until = scratch[1]!);
-      if (scratch[2] === 1) reason = outbox.flightReason[index];
+      if (scratch[2] === 1) reason = outbox.flightReason[slot];
       if (mode === CLEAR) cleared = true;
     }
-    if (outbox.isPending(index)) {
-      const at = index * 3;
+    if (outbox.isPending(slot)) {
+      const at = slot * 3;
       const mode = outbox.pending[at]!;
       merge(rank, until, mode, outbox.pending[at + 1]!, outbox.pending[at + 2]!, wallNow, scratch);
       (rank = scratch[0]!), (until = scratch[1]!);
-      if (scratch[2] === 1) reason = outbox.pendingReason[index];
+      if (scratch[2] === 1) reason = outbox.pendingReason[slot];
       if (mode === CLEAR) cleared = true;
     }
     if (rank === COOLDOWN && until <= wallNow) (rank = READY), (until = 0);
-    let localRank = this.rank[index]!;
-    const localUntil = this.until[index]!;
+    let localRank = this.rank[slot]!;
+    const localUntil = this.until[slot]!;
     if (localRank === COOLDOWN && localUntil <= wallNow) localRank = READY;
     // A reason alone is no change: importState would keep the router's own for the same state.
     if (rank === localRank && (rank !== COOLDOWN || until === localUntil)) return;
 
-    // No `failures` unless a clear ends the run: importState keeps the key's own count otherwise. A
-    // cooldown that ended goes in as such (ready, the count kept), not as "ready" (which resets it).
-    const entry: SavedKeyState = { id: this.ids[index]!, status: STATUS_NAMES[rank]! };
+    const { slots } = this;
+    const entry: SavedKeyState = { id: slots.ids[slots.keyOf[slot]!]!, status: STATUS_NAMES[rank]! };
+    const scope = slots.scope[slot];
     if (rank === COOLDOWN) entry.until = until;
-    else if (rank === READY && cleared) entry.failures = 0;
-    else if (rank === READY) (entry.status = "cooldown"), (entry.until = wallNow);
+    if (scope !== undefined) {
+      entry.scope = scope;
+      this.#importsScoped = true;
+    } else if (rank === READY && cleared) {
+      // No `failures` unless a clear ends the run: importState keeps the key's own count otherwise.
+      entry.failures = 0;
+    } else if (rank === READY) {
+      // A cooldown that ended goes in as such (ready, the count kept), not as "ready" (which resets it).
+      (entry.status = "cooldown"), (entry.until = wallNow);
+    }
     if (rank !== READY && reason) entry.reason = reason;
-    this.rank[index] = rank;
-    this.until[index] = until;
-    this.reason[index] = rank === READY ? "" : (reason ?? "manual");
+    this.rank[slot] = rank;
+    this.until[slot] = until;
+    this.reason[slot] = rank === READY ? "" : (reason ?? "manual");
     this.#imports.push(entry);
-    this.#importIndices.push(index);
+    this.#importSlots.push(slot);
   }
 
   /** Makes the imports gathered by {@link #reconcile}, in one call. */
   #importGathered(wallNow: number): void {
     const keys = this.#imports;
     if (keys.length === 0) return;
-    const indices = this.#importIndices;
+    const slots = this.#importSlots;
+    const version = this.#importsScoped ? 2 : 1;
     this.#imports = [];
-    this.#importIndices = [];
-    for (const index of indices) this.#importing[index] = this.rank[index]! + 1;
+    this.#importSlots = [];
+    this.#importsScoped = false;
+    for (const slot of slots) this.#importing[slot] = this.rank[slot]! + 1;
     try {
-      this.#router.importState({ version: 1, savedAt: wallNow, keys });
+      this.#router.importState({ version, savedAt: wallNow, keys });
     } catch (error) {
       this.#report("apply", error);
       // A router holds 256 reasons at most: the states matter more than their names.
-      if (error instanceof RangeError) this.#importWithoutReasons(keys, wallNow);
+      if (error instanceof RangeError) this.#importWithoutReasons(version, keys, wallNow);
     } finally {
-      for (const index of indices) this.#importing[index] = 0;
+      for (const slot of slots) this.#importing[slot] = 0;
     }
   }
 
-  #importWithoutReasons(keys: SavedKeyState[], wallNow: number): void {
+  #importWithoutReasons(version: 1 | 2, keys: SavedKeyState[], wallNow: number): void {
     for (const entry of keys) delete entry.reason;
     try {
-      this.#router.importState({ version: 1, savedAt: wallNow, keys });
+      this.#router.importState({ version, savedAt: wallNow, keys });
     } catch (error) {
       this.#report("apply", error);
     }

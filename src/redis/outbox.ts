@@ -1,33 +1,36 @@
 /**
- * What is waiting to be written: each key's transitions not yet sent, folded into one (merge.ts
+ * What is waiting to be written: each slot's (a key's, key-wide or in a scope: slots.ts) transitions not yet sent, folded into one (merge.ts
  * `fold`), and those sent and not yet answered (in flight). Both layers count when predicting the
  * router's state (merge.ts invariant 3). A mark counter lets `flush()` wait for the marks made before
  * it was called and not for later ones.
  * @internal
  */
 import { fold } from "./merge.js";
+import { grown } from "./slots.js";
 
 /** Keys per script call. @internal */
 export const CHUNK = 1_000;
 
-/** A batch for the script: its number, the keys' indices, and 5 arguments per key. @internal */
+/** A batch for the script: its number, its slots, and 5 arguments per slot. @internal */
 export interface Batch {
   number: number;
   indices: number[];
   args: string[];
-  /** The mark counter this batch brings Redis up to, when it took every pending key; else -1. */
+  /** The mark counter this batch brings Redis up to, when it took every pending slot; else -1. */
   covers: number;
+  /** A load: the script returns each key's scoped records along with its key-wide one. */
+  load: boolean;
 }
 
 /** @internal */
 export class Outbox {
-  /** Per key, 3 numbers: mode, raise, until (wall-clock ms); and the reason of the raise ("" for none). */
-  readonly pending: Float64Array;
-  readonly flight: Float64Array;
+  /** Per slot, 3 numbers: mode, raise, until (wall-clock ms); and the reason of the raise ("" for none). */
+  pending: Float64Array;
+  flight: Float64Array;
   readonly pendingReason: string[];
   readonly flightReason: string[];
-  readonly #dirty: Uint8Array;
-  readonly #inFlight: Uint8Array;
+  #dirty: Uint8Array;
+  #inFlight: Uint8Array;
   #dirtyList: number[] = [];
   #count = 0;
   #batchNumber = 0;
@@ -44,7 +47,15 @@ export class Outbox {
     this.#inFlight = new Uint8Array(size);
   }
 
-  /** How many keys have a pending transition. */
+  /** Makes room for `capacity` slots. */
+  grow(capacity: number): void {
+    this.pending = grown(this.pending, capacity * 3);
+    this.flight = grown(this.flight, capacity * 3);
+    this.#dirty = grown(this.#dirty, capacity);
+    this.#inFlight = grown(this.#inFlight, capacity);
+  }
+
+  /** How many slots have a pending transition. */
   get size(): number {
     return this.#count;
   }
@@ -96,7 +107,7 @@ export class Outbox {
 
   /** An empty batch under the next number. */
   open(): Batch {
-    return { number: ++this.#batchNumber, indices: [], args: [], covers: -1 };
+    return { number: ++this.#batchNumber, indices: [], args: [], covers: -1, load: false };
   }
 
   /** Moves the key's pending transition, if it has one, into `batch`; says whether it did. */

@@ -4,16 +4,20 @@
  * Redis keys of a namespace (in braces, so that all hash to one Redis Cluster slot):
  * - `{ns}:state`, a hash. One field per key: the key's fingerprint (SHA-256, 64 hex digits, as
  *   `router.snapshot()[i].id`), value `"<version>|<status>|<until>|<reason>"`, such as
- *   `"7|cooldown|1767225600000|rate_limit"`. `until` is an integer of wall-clock epoch ms: for a
- *   cooldown when it ends; for `ready`, since when (a clear's time; pruning reads it); else 0. `reason`
- *   is escaped by {@link escapeText} (no `|`, space or `/` left); a `ready` record has none, and a
- *   record without one reads as `"manual"`. Bookkeeping fields, all shorter than a fingerprint:
- *   `epoch` (an id the first writer gives the state: a loss of the hash shows as a new epoch), `seq`
- *   (the namespace's change counter: every batch that changes something takes the next number, and it
- *   is the version of every record it writes, so a record written later always has a higher version,
- *   also after the record was deleted), and `sweep` (the pruning cursor).
+ *   `"7|cooldown|1767225600000|rate_limit"`; and one per key and scope in which the key has a state,
+ *   `"<fingerprint>/<escaped scope>"`, with a value of the same form. `until` is an integer of
+ *   wall-clock epoch ms: for a cooldown when it ends; for `ready`, since when (a clear's time; pruning
+ *   reads it); else 0. Reasons and scopes are escaped by {@link escapeText} (no `|`, space or `/`
+ *   left); a `ready` record has no reason, and a record without one reads as `"manual"`. Bookkeeping
+ *   fields, all shorter than a fingerprint: `epoch` (an id the first writer gives the state: a loss of
+ *   the hash shows as a new epoch), `seq` (the namespace's change counter: every batch that changes
+ *   something takes the next number, and it is the version of every record it writes, so a record
+ *   written later always has a higher version, also after the record was deleted), and `sweep` (the
+ *   pruning cursor).
+ * - `{ns}:scopes`, a sorted set of the scoped fields, all at score 0: a key's are one range by name
+ *   (a key-wide clear clears them, a load reads them, pruning a key removes them).
  * - `{ns}:held`, a sorted set: fingerprint → until when some instance said it holds the key. A key
- *   nobody announces for a day is removed with its record.
+ *   nobody announces for a day is removed with its records.
  * - `{ns}:batch:<instance>`: the number of the last batch an instance wrote (a batch sent twice is
  *   applied once). Expires after 6 hours; deleted by `close()`.
  * - `{ns}:changes`, the channel: `"<instance> <epoch> <seq> <entry> <entry>…"`, one message per batch
@@ -21,8 +25,8 @@
  *   message's seq).
  *
  * Room to grow, kept by every reader: a record or entry may carry more `|`-separated parts after the
- * reason, which are ignored; and a field may be `"<fingerprint>/<escaped scope>"` (one record per key
- * and scope), which readers that know no scopes skip without calling it malformed.
+ * reason, which are ignored. Readers of the version before scopes skip scoped fields, and a key-wide
+ * clear they write leaves the key's scoped records as they are.
  * @internal
  */
 
@@ -41,13 +45,20 @@ export interface Layout {
   stateKey: string;
   batchKey: string;
   heldKey: string;
+  scopesKey: string;
   channel: string;
 }
 
 /** @internal */
 export function layoutOf(namespace: string, instanceId: string): Layout {
   const prefix = `{${namespace}}`;
-  return { stateKey: `${prefix}:state`, batchKey: `${prefix}:batch:${instanceId}`, heldKey: `${prefix}:held`, channel: `${prefix}:changes` };
+  return {
+    stateKey: `${prefix}:state`,
+    batchKey: `${prefix}:batch:${instanceId}`,
+    heldKey: `${prefix}:held`,
+    scopesKey: `${prefix}:scopes`,
+    channel: `${prefix}:changes`,
+  };
 }
 
 const STATUS_RANK: Record<string, number> = { ready: 0, cooldown: 1, blocked: 2, disabled: 3 };
