@@ -178,6 +178,25 @@ describeRedis("Redis adapter with scopes", () => {
     expect([...a.errors, ...late.errors]).toEqual([]);
   });
 
+  it("a scoped field no instance could have written (a space in it) hides no real state, at attach or in a key-wide clear", async () => {
+    const { ns, a } = await pair();
+    a.router.markBlocked(K0, { scope: GPT, reason: "quota" });
+    expect(await a.link.flush()).toBe(true);
+    // Someone else's field of K0, sorted before the real one, with a record that holds the key out:
+    // replies and messages separate fields and records by spaces.
+    const seq = Number(await redis.reader.hget(stateKey(ns), "seq"));
+    const forged = `${fingerprint(K0)}/a b`;
+    await redis.reader.hset(stateKey(ns), forged, `${seq}|blocked|0|auth`);
+    await redis.reader.zadd(`{${ns}}:scopes`, 0, forged);
+    const late = await redis.instance(ns);
+    expect(scopesOf(late, 0)).toEqual([`${GPT}:blocked:quota`]);
+    late.router.clearCooldown(K0);
+    await waitFor(() => statusIn(a, K0, GPT) === "ready", "A to take the key-wide clear in gpt-4o");
+    expect(await late.link.flush()).toBe(true);
+    expect(await a.link.flush()).toBe(true);
+    expect([...a.errors, ...late.errors]).toEqual([]);
+  });
+
   it("a receiving router with few scopes keeps the newest (maxScopes), and routes without errors", async () => {
     const ns = redis.namespace();
     const a = await redis.instance(ns);

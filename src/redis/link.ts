@@ -262,10 +262,10 @@ export class Link implements RedisLink {
     this.#outbox.seal(batch);
     const { flight, flightReason } = this.#outbox;
     const { field } = this.#mirror.slots;
-    const args = batch.args;
+    const entries = batch.entries;
     for (const slot of batch.indices) {
       const at = slot * 3;
-      args.push(field[slot]!, String(flight[at]), String(flight[at + 1]), String(flight[at + 2]), reasonText(flightReason[slot]!));
+      entries.push(`${field[slot]!}|${flight[at]!}|${flight[at + 1]!}|${flight[at + 2]!}|${reasonText(flightReason[slot]!)}`);
     }
   }
 
@@ -338,7 +338,7 @@ export class Link implements RedisLink {
    * Returns the counter.
    */
   async #probe(): Promise<number> {
-    const reply = await this.#run({ number: 0, indices: [], args: [], covers: -1, load: false }, SWEEP_COUNT);
+    const reply = await this.#run({ number: 0, indices: [], entries: [], covers: -1, load: false }, SWEEP_COUNT);
     const seq = this.#applyReply(reply, []);
     if (!this.#needsSync && this.#sequence.heartbeat(seq)) this.#needsSync = true;
     return seq;
@@ -359,7 +359,7 @@ export class Link implements RedisLink {
       String(GUARD_MS),
       sweep,
       batch.load ? "1" : "0",
-      ...batch.args,
+      ...(batch.entries.length === 0 ? [] : [batch.entries.join(" ")]),
     ]);
   }
 
@@ -381,19 +381,21 @@ export class Link implements RedisLink {
 
   /** Takes a reply's epoch, counter and records; brings the router in line for `slots`. */
   #applyReply(reply: unknown, slots: readonly number[]): number {
-    if (!Array.isArray(reply) || reply.length < slots.length + 2 || (reply.length - slots.length) % 2 !== 0 || typeof reply[1] !== "string") {
-      throw new TypeError(`the script returned ${describe(reply)}, expected an array of ${slots.length + 2} and pairs`);
-    }
-    const seq = readCount(reply[1]);
+    const text = typeof reply === "string" ? reply : "";
+    const first = text.indexOf(" ");
+    let second = first < 0 ? -1 : text.indexOf(" ", first + 1);
+    if (first > 0 && second < 0) second = text.length;
+    if (second < 0) throw new TypeError(`the script returned ${describe(reply)}, expected its epoch, its counter and ${slots.length} records`);
+    const seq = readCount(text, first + 1, second);
     if (seq < 0) throw new TypeError("the script returned an unreadable counter");
     if (this.#closed) return seq;
-    this.#adoptEpoch(reply[0]);
+    this.#adoptEpoch(text.slice(0, first));
     if (this.#sequence.farAhead(seq)) {
       // Redis's own word: taken, but worth telling.
       this.#report("load", new Error(`the shared state's version jumped more than 2^31 ahead (from ${this.#sequence.newest} to ${seq})`));
     }
     this.#sequence.saw(seq);
-    this.#mirror.applyReply(reply, slots, seq);
+    this.#mirror.applyReply(text, second + 1, slots, seq);
     return seq;
   }
 

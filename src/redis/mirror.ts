@@ -187,60 +187,55 @@ export class Mirror {
   }
 
   /**
-   * Applies a script reply, taken with the counter `seq` after the batch: its records (`reply[2…]`,
-   * one per slot of `batch`), then the pairs of field and record it adds (scoped records a key-wide
-   * clear ended, or those a load found); brings the router in line for all of them.
+   * Applies a script reply (`reply` from `from` on, taken with the counter `seq` after the batch): a
+   * record per slot of `batch`, then pairs of a field and its record (scoped records a key-wide clear
+   * ended, or those a load found), all separated by spaces; brings the router in line for them all.
    */
-  applyReply(reply: unknown[], batch: readonly number[], seq: number): void {
+  applyReply(reply: string, from: number, batch: readonly number[], seq: number): void {
     const wallNow = Date.now();
     const scratch = this.#scratch;
     const touched = this.#touched;
     let malformed = 0;
     const count = batch.length;
-    for (let k = 2; k < reply.length; k++) {
-      let slot: number;
-      let text: unknown;
-      if (k < count + 2) {
-        slot = batch[k - 2]!;
-        text = reply[k];
-      } else {
-        const field = reply[k++];
-        text = reply[k];
-        slot = typeof field === "string" ? this.#fieldSlot(field, text) : -2;
+    let at = from;
+    for (let k = 0; k < count || at < reply.length; k++) {
+      if (at >= reply.length) {
+        malformed += count - k;
+        break;
       }
-      const end = typeof text === "string" ? readRecord(text, scratch) : -1;
-      if (end < 0 || slot === -2) {
-        malformed++;
-        continue;
+      let end = reply.indexOf(" ", at);
+      if (end < 0) end = reply.length;
+      let field: string | undefined;
+      if (k >= count) {
+        field = reply.slice(at, end);
+        at = end + 1;
+        end = at > reply.length ? -1 : reply.indexOf(" ", at);
+        if (end < 0) end = reply.length;
       }
-      if (slot < 0) continue;
-      const version = scratch[2]!;
-      const known = this.#version[slot]!;
-      if (version > known || (version === 0 && known <= seq)) {
-        // Newer; or no record at all where the state known is older than this reply (pruned or
-        // deleted: a key without a record is ready).
-        this.#record(slot, version, scratch[0]!, scratch[1]!, readReason(text as string, end, (text as string).length), wallNow);
-        if (k >= count + 2) touched.push(slot);
-      } else if (version < known && known <= seq && this.#suspect[slot] === 0) {
-        // Older than a state known from before this reply: someone reset the counter. Never revert
-        // silently: load the slot again.
-        this.#suspect[slot] = 1;
-        this.suspects.push(slot);
+      const stop = at < end ? readRecord(reply, scratch, at, end) : -1;
+      let slot = -2;
+      if (stop >= 0) slot = field === undefined ? batch[k]! : this.slots.slotOfField(field, holdsOut(scratch, wallNow));
+      if (slot === -2) malformed++;
+      else if (slot >= 0) {
+        const version = scratch[2]!;
+        const known = this.#version[slot]!;
+        if (version > known || (version === 0 && known <= seq)) {
+          // Newer; or no record at all where the state known is older than this reply (pruned or
+          // deleted: a key without a record is ready).
+          this.#record(slot, version, scratch[0]!, scratch[1]!, readReason(reply, stop, end), wallNow);
+          if (field !== undefined) touched.push(slot);
+        } else if (version < known && known <= seq && this.#suspect[slot] === 0) {
+          // Older than a state known from before this reply: someone reset the counter. Never revert
+          // silently: load the slot again.
+          this.#suspect[slot] = 1;
+          this.suspects.push(slot);
+        }
       }
+      at = end + 1;
     }
     if (malformed !== 0) this.#report("write", new Error(`${malformed} malformed records in the script's reply were skipped`));
     for (const slot of batch) this.#reconcile(slot, wallNow);
     this.#reconcileTouched(wallNow);
-  }
-
-  /**
-   * The slot of a scoped field with the record `text`, made when the record holds the key out (a
-   * ready one needs none: the router is ready there, or has forgotten the scope); -1: none, -2: malformed.
-   */
-  #fieldSlot(field: string, text: unknown): number {
-    const scratch = this.#scratch;
-    const out = typeof text === "string" && readRecord(text, scratch) >= 0 && (scratch[0] !== COOLDOWN ? scratch[0] !== READY : scratch[1]! > Date.now());
-    return this.slots.slotOfField(field, out);
   }
 
   /** Applies a message's entries `"<field>|<status>|<until>|<reason>"` from `from` on, at version `version`. */
@@ -259,8 +254,7 @@ export class Mirror {
       if (stop >= 0 && bar - at === 64) {
         slot = this.slots.indexOf(message.slice(at, bar)) ?? -1;
       } else if (stop >= 0 && bar - at > 64) {
-        const out = scratch[0] !== READY && (scratch[0] !== COOLDOWN || scratch[1]! > wallNow);
-        slot = this.slots.slotOfField(message.slice(at, bar), out);
+        slot = this.slots.slotOfField(message.slice(at, bar), holdsOut(scratch, wallNow));
       }
       if (slot === -2) malformed++;
       else if (slot >= 0 && version > this.#version[slot]!) {
@@ -407,4 +401,9 @@ export class Mirror {
       this.#report("apply", error);
     }
   }
+}
+
+/** Whether a state read into `scratch` (rank, until) holds a key out at `wallNow`: a slot is made for it if there is none. */
+function holdsOut(scratch: Float64Array, wallNow: number): boolean {
+  return scratch[0] !== READY && (scratch[0] !== COOLDOWN || scratch[1]! > wallNow);
 }

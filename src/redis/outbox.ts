@@ -11,11 +11,11 @@ import { grown } from "./slots.js";
 /** Keys per script call. @internal */
 export const CHUNK = 1_000;
 
-/** A batch for the script: its number, its slots, and 5 arguments per slot. @internal */
+/** A batch for the script: its number, its slots, and an entry per slot (script.ts). @internal */
 export interface Batch {
   number: number;
   indices: number[];
-  args: string[];
+  entries: string[];
   /** The mark counter this batch brings Redis up to, when it took every pending slot; else -1. */
   covers: number;
   /** A load: the script returns each key's scoped records along with its key-wide one. */
@@ -87,7 +87,7 @@ export class Outbox {
 
   /**
    * Takes up to {@link CHUNK} keys' pending transitions as the next batch; they are in flight until
-   * {@link settle}. The link adds the arguments, and may add keys whose transition was not pending.
+   * {@link settle}. The link adds the entries, and may add keys whose transition was not pending.
    */
   take(): Batch {
     const batch = this.open();
@@ -107,7 +107,7 @@ export class Outbox {
 
   /** An empty batch under the next number. */
   open(): Batch {
-    return { number: ++this.#batchNumber, indices: [], args: [], covers: -1, load: false };
+    return { number: ++this.#batchNumber, indices: [], entries: [], covers: -1, load: false };
   }
 
   /** Moves the key's pending transition, if it has one, into `batch`; says whether it did. */

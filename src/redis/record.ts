@@ -103,14 +103,14 @@ export function readCount(text: string, from = 0, end = text.length): number {
 }
 
 /**
- * Parses a script reply's entry `"<version>|<status>|<until>…"` into `out` (`out[2]` the version).
- * Returns where `until` ends, or -1 when malformed.
+ * Parses a record `"<version>|<status>|<until>…"` (of `text`, from `from` up to `end`) into `out`
+ * (`out[2]` the version). Returns where `until` ends, or -1 when malformed.
  * @internal
  */
-export function readRecord(text: string, out: Float64Array): number {
-  const bar = text.indexOf("|");
-  const version = bar < 0 ? -1 : readCount(text, 0, bar);
-  const at = version < 0 ? -1 : readState(text, bar + 1, text.length, out);
+export function readRecord(text: string, out: Float64Array, from = 0, end = text.length): number {
+  const bar = text.indexOf("|", from);
+  const version = bar < 0 || bar >= end ? -1 : readCount(text, from, bar);
+  const at = version < 0 ? -1 : readState(text, bar + 1, end, out);
   if (at >= 0) out[2] = version;
   return at;
 }

@@ -26,17 +26,18 @@ export const APPLY_SCRIPT = `
 -- ARGV[8]: how long KEYS[2] lives, ms
 -- ARGV[9]: how many hash fields to look over for pruning ("0": none)
 -- ARGV[10]: "1" for a load: return the scoped records of each key-wide field of the batch too
--- ARGV[11..15], then again for each further field:
---   [11] the field: a fingerprint (key-wide), or "<fingerprint>/<escaped scope>"
---   [12] the mode: "0" raise, "1" set ready first (clear; key-wide, it clears the key's scoped
---        records too), "2" offer: raise unless the record is "ready", "3" restore: raise only if
---        there is no record
---   [13] the raise: "0" none (a read), "1" cooldown, "2" blocked, "3" disabled (never lowers the state)
---   [14] for a cooldown, when it ends, wall-clock epoch ms (an integer); a longer stored one is kept
---   [15] the raise's reason, escaped (record.ts), "" for none: the record's reason when the raise wins
--- Returns the epoch, the counter, then per field in order "<version>|<status>|<until>[|<reason>]": its
--- record after the batch ("0|ready|0": none); then, in pairs, other fields and their records: the
--- scoped ones a key-wide clear made ready, and for a load the key's scoped records that hold it out.
+-- ARGV[11]: the batch (absent: none), one argument for all (each argument costs the client more
+--   than the text in it): entries "<field>|<mode>|<raise>|<until>|<reason>" separated by spaces, with
+--   field: a fingerprint (key-wide), or "<fingerprint>/<escaped scope>"
+--   mode: "0" raise, "1" set ready first (clear; key-wide, it clears the key's scoped records too),
+--     "2" offer: raise unless the record is "ready", "3" restore: raise only if there is no record
+--   raise: "0" none (a read), "1" cooldown, "2" blocked, "3" disabled (never lowers the state)
+--   until: for a cooldown, when it ends, wall-clock epoch ms (an integer); a longer stored one is kept
+--   reason: the raise's, escaped (record.ts), empty for none: the record's reason when the raise wins
+-- Returns one string, parts separated by spaces: the epoch, the counter, then per entry in order
+-- "<version>|<status>|<until>[|<reason>]", its record after the batch ("0|ready|0": none); then, in
+-- pairs, other fields and their records: the scoped ones a key-wide clear made ready, and for a load
+-- the key's scoped records that hold it out.
 -- Publishes "<instance> <epoch> <counter> <entry>...", entry = "<field>|<status>|<until>[|<reason>]",
 -- when something changed; every record it writes gets the new counter as its version.
 if redis.replicate_commands then pcall(redis.replicate_commands) end
@@ -44,7 +45,6 @@ local RANK = { ready = 0, cooldown = 1, blocked = 2, disabled = 3 }
 local NAME = { [0] = "ready", "cooldown", "blocked", "disabled" }
 local state, guard, held, scopes = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, retain = tonumber(ARGV[4]), tonumber(ARGV[7])
-local FIRST, WIDTH = 11, 5
 local function integer(text, digits)
   return type(text) == "string" and #text >= 1 and #text <= digits and string.match(text, "^%d+$") ~= nil
 end
@@ -66,14 +66,23 @@ local function state_text(rank, until_text, why)
   return NAME[rank] .. "|" .. until_text .. "|" .. why
 end
 -- A key's scoped fields: those of KEYS[4] between "<fingerprint>/" and "<fingerprint>0" ("0" follows "/").
-local function scoped(id)
+local function scoped_fields(id)
   return redis.call("ZRANGEBYLEX", scopes, "[" .. id .. "/", "(" .. id .. "0")
+end
+-- ...those an instance could have written: a space or "|" (someone else's field) would break the
+-- reply and the message, which are made of fields and records separated by them.
+local function scoped(id)
+  local fields = {}
+  for _, field in ipairs(scoped_fields(id)) do
+    if not string.find(field, "[%s|]") then fields[#fields + 1] = field end
+  end
+  return fields
 end
 -- Removes a field, and a key-wide one's scoped fields with it.
 local function remove(id)
   redis.call("HDEL", state, id)
   if #id == 64 then
-    for _, field in ipairs(scoped(id)) do redis.call("HDEL", state, field) end
+    for _, field in ipairs(scoped_fields(id)) do redis.call("HDEL", state, field) end
     redis.call("ZREMRANGEBYLEX", scopes, "[" .. id .. "/", "(" .. id .. "0")
   else
     redis.call("ZREM", scopes, id)
@@ -93,9 +102,21 @@ if ARGV[3] ~= "0" then
   if not replay then redis.call("SET", guard, ARGV[3], "PX", ARGV[8]) end
 end
 
+-- The batch's entries.
+local ids, modes, raises, targets, whys = {}, {}, {}, {}, {}
+for entry in string.gmatch(ARGV[11] or "", "%S+") do
+  local id, mode, raise, target, why = string.match(entry, "^([^|]+)|(%d)|(%d)|([^|]*)|([^|]*)$")
+  -- One this script's instances would not send is a read of the field it names: it still gets its
+  -- record in the reply, in its place.
+  if not id then id, mode, raise, target, why = string.match(entry, "^[^|]*"), "0", "0", "0", "" end
+  local n = #ids + 1
+  ids[n], modes[n], raises[n], targets[n], whys[n] = id, mode, tonumber(raise), target, why
+end
+local count = #ids
+
 -- The keys of this batch are held (by the writer), then pruning: keys nobody announced holding
 -- (ARGV[6] of every call that carried them has passed), with their scoped records.
-for i = FIRST, #ARGV, WIDTH do redis.call("ZADD", held, ARGV[6], string.sub(ARGV[i], 1, 64)) end
+for k = 1, count do redis.call("ZADD", held, ARGV[6], string.sub(ids[k], 1, 64)) end
 local gone = redis.call("ZRANGEBYSCORE", held, "-inf", now, "LIMIT", 0, 500)
 for _, id in ipairs(gone) do
   remove(id)
@@ -148,9 +169,8 @@ local function change(id, c, r, u, w)
   end
 end
 
-local count = (#ARGV - FIRST + 1) / WIDTH
 local in_batch, extra, listed = {}, {}, {}
-for k = 1, count do in_batch[ARGV[FIRST + WIDTH * (k - 1)]] = true end
+for k = 1, count do in_batch[ids[k]] = true end
 local function add_extra(id)
   if not in_batch[id] and not listed[id] then
     listed[id] = true
@@ -161,9 +181,8 @@ end
 -- scoped transitions, made after it, then apply on top.
 if not replay then
   for k = 1, count do
-    local i = FIRST + WIDTH * (k - 1)
-    if #ARGV[i] == 64 and ARGV[i + 1] == "1" then
-      for _, id in ipairs(scoped(ARGV[i])) do
+    if #ids[k] == 64 and modes[k] == "1" then
+      for _, id in ipairs(scoped(ids[k])) do
         local c = record_of(id)
         if c.r ~= 0 then
           change(id, c, 0, ARGV[4], "")
@@ -174,23 +193,22 @@ if not replay then
   end
 end
 for k = 1, count do
-  local i = FIRST + WIDTH * (k - 1)
-  local id, mode, raise, target = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]) or 0, ARGV[i + 3]
+  local id, mode, raise, target = ids[k], modes[k], raises[k], targets[k]
   local c = record_of(id)
   local r, u, w = c.r, c.u, c.w
   if not replay and not (mode == "2" and c.present and c.rank == 0) and not (mode == "3" and c.present) then
     if mode == "1" and (r ~= 0 or not c.present) then r, u, w = 0, ARGV[4], "" end
     if raise == 1 then
-      if integer(target, 16) and tonumber(target) > now and (r == 0 or (r == 1 and tonumber(target) > tonumber(u))) then r, u, w = 1, target, reason(ARGV[i + 4]) end
+      if integer(target, 16) and tonumber(target) > now and (r == 0 or (r == 1 and tonumber(target) > tonumber(u))) then r, u, w = 1, target, reason(whys[k]) end
     elseif raise > r and raise <= 3 then
-      r, u, w = raise, "0", reason(ARGV[i + 4])
+      r, u, w = raise, "0", reason(whys[k])
     end
   end
   if r ~= c.r or (r == 1 and u ~= c.u) or (mode == "1" and not c.present and not replay) then change(id, c, r, u, w) end
 end
 if ARGV[10] == "1" then
   for k = 1, count do
-    local id = ARGV[FIRST + WIDTH * (k - 1)]
+    local id = ids[k]
     if #id == 64 then
       for _, field in ipairs(scoped(id)) do
         if record_of(field).r ~= 0 then add_extra(field) end
@@ -219,12 +237,12 @@ local function result(id)
   local c = records[id]
   return string.format("%d|", c.version) .. state_text(c.rank, c.stored, c.why)
 end
-for k = 1, count do reply[#reply + 1] = result(ARGV[FIRST + WIDTH * (k - 1)]) end
+for k = 1, count do reply[#reply + 1] = result(ids[k]) end
 for _, id in ipairs(extra) do
   reply[#reply + 1] = id
   reply[#reply + 1] = result(id)
 end
-return reply
+return table.concat(reply, " ")
 `;
 
 /** SHA-1 of {@link APPLY_SCRIPT}, for `EVALSHA`. @internal */
