@@ -278,8 +278,9 @@ describe("gateway: rate limits", () => {
   it("moves to the next key on a 429 and cools the first one down for the upstream's Retry-After", async () => {
     // Pre-emptive cooldowns off: this is about the 429 itself (B's success spends B's window).
     const { upstream, gateway } = await setup({ requestsPerWindow: 1, windowMs: 60_000 }, { routerOptions: { strategy: { type: "fill-first" }, preemptive: false } });
-    // Use up key A's window behind the gateway's back: the router still thinks A is ready.
-    await (await fetch(`${upstream.url}/v1/models`, { headers: { authorization: `Bearer ${KEY_A}` } })).text();
+    // Use up key A's budget for the model behind the gateway's back: the router still thinks A is ready.
+    const body = JSON.stringify({ model: "m", messages: [{ role: "user", content: "hello" }] });
+    await (await fetch(`${upstream.url}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${KEY_A}` }, body })).text();
 
     const response = await chat(gateway);
     expect(response.status).toBe(200);
@@ -289,7 +290,7 @@ describe("gateway: rate limits", () => {
     expect(stats.byKey.get(KEY_A)).toMatchObject({ rateLimited: 1 });
     expect(stats.byKey.get(KEY_B)).toMatchObject({ served: 1 });
 
-    // The mock's window has exactly 60 s left (its clock did not move): the cooldown follows it.
+    // The mock's next slot is exactly 60 s away (its clock did not move): the cooldown follows it.
     const state = gateway.router.stateOf(KEY_A);
     expect(state?.status).toBe("cooldown");
     const remainingMs = state?.status === "cooldown" ? state.remainingMs : 0;
