@@ -76,11 +76,24 @@ export interface MockUpstreamOptions {
    */
   windowMs?: number;
   /**
+   * How a spent budget comes back: `"continuous"`, a little at a time (a token bucket, as OpenAI's and
+   * Anthropic's limits do), or `"window"`, whole at the end of a fixed window that opens with the
+   * budget's first request (as a per-minute quota that resets at once).
+   * @defaultValue `"continuous"`
+   */
+  refill?: "continuous" | "window";
+  /**
    * Limits of their own for some models, by the request body's `model`; other models have the
    * defaults above. Each model has its own budgets on each key, as at OpenAI.
    * @defaultValue `{}`
    */
   modelLimits?: Readonly<Record<string, { requestsPerWindow?: number; tokensPerWindow?: number }>>;
+  /**
+   * Keys whose limits are a multiple of the others', as a higher usage tier has: each of the key's
+   * limits (the default or the model's) times its factor, rounded, at least 1.
+   * @defaultValue `{}` (every key 1)
+   */
+  keyLimitFactors?: Readonly<Record<string, number>>;
   /**
    * The share of admitted requests answered 500 or 503 (half each), from 0 to 1.
    * @defaultValue `0.02`
@@ -152,16 +165,20 @@ export interface MockUpstream {
 
 /**
  * A budget that refills continuously (a token bucket): `level` units at `updatedAt`, growing by
- * `limit` every `windowMs` up to `limit`.
+ * `limit` every `windowMs` up to `limit`. With `window`, it comes back whole instead, `windowMs` after
+ * the first use since it was last whole.
  */
 class Bucket {
   level: number;
   updatedAt: number;
+  /** For a fixed window: when the window under way ends (Infinity while the budget is whole). */
+  #windowEnd = Infinity;
 
   constructor(
     readonly limit: number,
     readonly windowMs: number,
     now: number,
+    readonly window = false,
   ) {
     this.level = limit;
     this.updatedAt = now;
@@ -169,17 +186,40 @@ class Bucket {
 
   /** Brings the level up to `now`. */
   refill(now: number): void {
-    if (now > this.updatedAt) this.level = Math.min(this.limit, this.level + ((now - this.updatedAt) * this.limit) / this.windowMs);
+    if (this.window) {
+      if (now >= this.#windowEnd) {
+        this.level = this.limit;
+        this.#windowEnd = Infinity;
+      }
+    } else if (now > this.updatedAt) {
+      this.level = Math.min(this.limit, this.level + ((now - this.updatedAt) * this.limit) / this.windowMs);
+    }
     this.updatedAt = now;
+  }
+
+  /** Takes `amount` units (the level may go below 0). */
+  take(amount: number): void {
+    if (this.window && this.#windowEnd === Infinity) this.#windowEnd = this.updatedAt + this.windowMs;
+    this.level -= amount;
+  }
+
+  /** Lowers the level so that one unit is back in `ms` at the earliest. */
+  spendUntil(ms: number): void {
+    if (!this.window) return void (this.level = Math.min(this.level, 1 - (ms * this.limit) / this.windowMs));
+    this.level = Math.min(this.level, 0);
+    this.#windowEnd = Math.max(this.#windowEnd === Infinity ? 0 : this.#windowEnd, this.updatedAt + ms);
   }
 
   /** Milliseconds until `amount` units are there (0 when they are). */
   waitFor(amount: number): number {
-    return Math.max(0, ((Math.min(amount, this.limit) - this.level) * this.windowMs) / this.limit);
+    if (this.level >= Math.min(amount, this.limit)) return 0;
+    if (this.window) return this.#windowEnd - this.updatedAt;
+    return ((Math.min(amount, this.limit) - this.level) * this.windowMs) / this.limit;
   }
 
   /** Milliseconds until the budget is whole again: OpenAI's `x-ratelimit-reset-*`. */
   get resetMs(): number {
+    if (this.window) return this.#windowEnd === Infinity ? 0 : this.#windowEnd - this.updatedAt;
     return ((this.limit - this.level) * this.windowMs) / this.limit;
   }
 
@@ -214,7 +254,9 @@ export async function startMockUpstream(options: MockUpstreamOptions): Promise<M
     requestsPerWindow = 20,
     tokensPerWindow = 1_000_000,
     windowMs = 1_000,
+    refill = "continuous",
     modelLimits = {},
+    keyLimitFactors = {},
     errorRate = 0.02,
     slowRate = 0.05,
     slowMs = 250,
@@ -236,7 +278,12 @@ export async function startMockUpstream(options: MockUpstreamOptions): Promise<M
     if (limits.requestsPerWindow !== undefined) checkLimit(`modelLimits[${JSON.stringify(model)}].requestsPerWindow`, limits.requestsPerWindow);
     if (limits.tokensPerWindow !== undefined) checkLimit(`modelLimits[${JSON.stringify(model)}].tokensPerWindow`, limits.tokensPerWindow);
   }
+  if (typeof keyLimitFactors !== "object" || keyLimitFactors === null) throw new TypeError("keyLimitFactors must be an object");
+  for (const factor of Object.values(keyLimitFactors)) {
+    if (!(factor > 0 && factor < Infinity)) throw new RangeError(`keyLimitFactors must hold finite numbers > 0, received ${String(factor)}`);
+  }
   if (!(windowMs > 0 && windowMs < Infinity)) throw new RangeError(`windowMs must be a finite number > 0, received ${windowMs}`);
+  if (refill !== "continuous" && refill !== "window") throw new TypeError(`refill must be "continuous" or "window", received ${JSON.stringify(refill)}`);
   for (const [name, value] of [["slowMs", slowMs], ["chunkDelayMs", chunkDelayMs]] as const) {
     if (!(value >= 0 && value < Infinity)) throw new RangeError(`${name} must be a finite number >= 0, received ${value}`);
   }
@@ -259,9 +306,11 @@ export async function startMockUpstream(options: MockUpstreamOptions): Promise<M
     let found = models.get(model);
     if (found === undefined) {
       const own = Object.hasOwn(modelLimits, model) ? modelLimits[model]! : {};
+      const factor = Object.hasOwn(keyLimitFactors, key) ? keyLimitFactors[key]! : 1;
+      const scaled = (limit: number) => Math.max(1, Math.round(limit * factor));
       found = {
-        requests: new Bucket(own.requestsPerWindow ?? requestsPerWindow, windowMs, time),
-        tokens: new Bucket(own.tokensPerWindow ?? tokensPerWindow, windowMs, time),
+        requests: new Bucket(scaled(own.requestsPerWindow ?? requestsPerWindow), windowMs, time, refill === "window"),
+        tokens: new Bucket(scaled(own.tokensPerWindow ?? tokensPerWindow), windowMs, time, refill === "window"),
       };
       models.set(model, found);
     }
@@ -324,11 +373,11 @@ export async function startMockUpstream(options: MockUpstreamOptions): Promise<M
     const time = now();
     const { requests, tokens } = budgetsOf(key, model, time);
     const throttled = throttledUntil.get(key);
-    if (throttled !== undefined && throttled > time) spendUntil(requests, throttled - time);
+    if (throttled !== undefined && throttled > time) requests.spendUntil(throttled - time);
     const admitted = requests.level >= 1 && tokens.level >= Math.min(cost, tokens.limit);
     if (admitted) {
-      requests.level -= 1;
-      tokens.level -= cost;
+      requests.take(1);
+      tokens.take(cost);
     }
     // OpenAI's headers, on every answer: the budgets as this request leaves them.
     response.setHeader("x-ratelimit-limit-requests", String(requests.limit));
@@ -428,17 +477,12 @@ export async function startMockUpstream(options: MockUpstreamOptions): Promise<M
     throttle: (key, ms, model) => {
       if (!(ms >= 0 && ms < Infinity)) throw new RangeError(`ms must be a finite number >= 0, received ${ms}`);
       const time = now();
-      if (model !== undefined) return spendUntil(budgetsOf(key, model, time).requests, ms);
+      if (model !== undefined) return budgetsOf(key, model, time).requests.spendUntil(ms);
       // For every model: each request's budget is held down to it as it is read.
       throttledUntil.set(key, Math.max(throttledUntil.get(key) ?? -Infinity, time + ms));
     },
     close: () => closeServer(server),
   };
-}
-
-/** Lowers a refilled bucket so that one unit is back in `ms` at the earliest. */
-function spendUntil(bucket: Bucket, ms: number): void {
-  bucket.level = Math.min(bucket.level, 1 - (ms * bucket.limit) / bucket.windowMs);
 }
 
 /** `You said: <the text of the last user message>`. */
@@ -533,7 +577,8 @@ function mask(key: string): string {
 }
 
 const USAGE = `usage: tsx examples/mock-upstream.ts --keys-file <file> [--revoked-keys-file <file>] [--port <n>] [--host <host>]
-       [--requests-per-window <n>] [--tokens-per-window <n>] [--window-ms <ms>] [--error-rate <0..1>] [--seed <n>]
+       [--requests-per-window <n>] [--tokens-per-window <n>] [--window-ms <ms>] [--refill continuous|window]
+       [--error-rate <0..1>] [--seed <n>]
 Starts a mock OpenAI-style upstream; prints "listening on <url>" and, on Ctrl-C, what each key got.`;
 
 async function main(argv: string[]): Promise<number> {
@@ -549,6 +594,7 @@ async function main(argv: string[]): Promise<number> {
         "requests-per-window": { type: "string" },
         "tokens-per-window": { type: "string" },
         "window-ms": { type: "string" },
+        refill: { type: "string" },
         "error-rate": { type: "string" },
         seed: { type: "string" },
         help: { type: "boolean" },
@@ -573,6 +619,7 @@ async function main(argv: string[]): Promise<number> {
     port: Number(values.port),
     host: values.host,
   };
+  if (values.refill !== undefined) options.refill = values.refill as "continuous" | "window";
   for (const [name, value] of [
     ["requestsPerWindow", number(values["requests-per-window"])],
     ["tokensPerWindow", number(values["tokens-per-window"])],

@@ -194,6 +194,19 @@ describe("mock upstream: rate limits", () => {
     expect((await chat(upstream, KEY_B, model("big"))).status).toBe(200);
   });
 
+  it("scales a key's limits by its keyLimitFactors entry, as a usage tier does", async () => {
+    const { upstream } = await start({ requestsPerWindow: 10, tokensPerWindow: 100, modelLimits: { big: { requestsPerWindow: 2 } }, keyLimitFactors: { [KEY_A]: 0.25, [KEY_B]: 3 } });
+    const limits = async (key: string, model: string) => {
+      const response = await chat(upstream, key, { model, messages: [] });
+      await response.text();
+      return [response.headers.get("x-ratelimit-limit-requests"), response.headers.get("x-ratelimit-limit-tokens")];
+    };
+    expect(await limits(KEY_A, "m")).toEqual(["3", "25"]);
+    expect(await limits(KEY_B, "m")).toEqual(["30", "300"]);
+    // Never below one request.
+    expect(await limits(KEY_A, "big")).toEqual(["1", "25"]);
+  });
+
   it("gives the models named in modelLimits limits of their own", async () => {
     const { upstream } = await start({ requestsPerWindow: 5, modelLimits: { big: { requestsPerWindow: 1 } } });
     const big = await chat(upstream, KEY_A, { model: "big", messages: [] });
@@ -201,6 +214,33 @@ describe("mock upstream: rate limits", () => {
     expect((await chat(upstream, KEY_A, { model: "big", messages: [] })).status).toBe(429);
     const other = await chat(upstream, KEY_A, { model: "other", messages: [] });
     expect(other.headers.get("x-ratelimit-limit-requests")).toBe("5");
+  });
+});
+
+describe("mock upstream: fixed windows (refill: window)", () => {
+  it("gives the whole budget back at once, windowMs after the window's first request", async () => {
+    const { upstream, clock } = await start({ requestsPerWindow: 2, windowMs: 1_000, refill: "window" });
+    expect((await chat(upstream, KEY_A)).headers.get("x-ratelimit-reset-requests")).toBe("1s");
+    clock.advance(400);
+    expect((await chat(upstream, KEY_A)).status).toBe(200);
+    const limited = await chat(upstream, KEY_A);
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get("retry-after-ms")).toBe("600");
+    expect(limited.headers.get("x-ratelimit-reset-requests")).toBe("600ms");
+    clock.advance(599);
+    expect((await chat(upstream, KEY_A)).status).toBe(429);
+    clock.advance(1);
+    const again = await chat(upstream, KEY_A);
+    expect(again.status).toBe(200);
+    expect(again.headers.get("x-ratelimit-remaining-requests")).toBe("1");
+  });
+
+  it("throttles until the given time", async () => {
+    const { upstream, clock } = await start({ requestsPerWindow: 5, refill: "window" });
+    upstream.throttle(KEY_A, 3_000);
+    expect((await chat(upstream, KEY_A)).headers.get("retry-after-ms")).toBe("3000");
+    clock.advance(3_000);
+    expect((await chat(upstream, KEY_A)).status).toBe(200);
   });
 });
 
@@ -302,6 +342,8 @@ describe("mock upstream: counters", () => {
     await expect(startMockUpstream({ keys: [KEY_A], errorRate: 2 })).rejects.toThrow(RangeError);
     await expect(startMockUpstream({ keys: [KEY_A], tokensPerWindow: 1.5 })).rejects.toThrow(/tokensPerWindow/);
     await expect(startMockUpstream({ keys: [KEY_A], windowMs: 0 })).rejects.toThrow(/windowMs/);
+    await expect(startMockUpstream({ keys: [KEY_A], refill: "sometimes" as never })).rejects.toThrow(/refill/);
+    await expect(startMockUpstream({ keys: [KEY_A], keyLimitFactors: { [KEY_A]: 0 } })).rejects.toThrow(/keyLimitFactors/);
     await expect(startMockUpstream({ keys: [KEY_A], modelLimits: { big: { requestsPerWindow: 0 } } })).rejects.toThrow(/modelLimits\["big"\]/);
   });
 });
