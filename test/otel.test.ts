@@ -4,7 +4,8 @@
  * router's clock moved by hand.
  */
 import type { Attributes } from "@opentelemetry/api";
-import { PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
+import { readFileSync } from "node:fs";
+import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
 import { MeterProvider, MetricReader, type ResourceMetrics } from "@opentelemetry/sdk-metrics";
 import { describe, expect, it } from "vitest";
 import { CredentialRouter, type CredentialRouterOptions } from "../src/index.js";
@@ -370,3 +371,59 @@ function bound<T extends object>(meter: T): T {
   }
   return copy as T;
 }
+
+describe("the README's \"Watching your keys\"", () => {
+  const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+  const section = readme.slice(readme.indexOf("\n## Watching your keys\n"), readme.indexOf("\n## API\n"));
+  const table = [...section.matchAll(/^\| `([\w.]+)` +\| ([a-z ]+?) +\| `([^`]+)` +\| ([^|]*?) *\|/gm)].map(([, name, instrument, unit, attributes]) => ({
+    name: name!,
+    instrument: instrument!,
+    unit: unit!,
+    attributes: [...attributes!.matchAll(/`(\w+)(\?)?`/g)].map(([, attribute, optional]) => ({ attribute: attribute!, optional: optional === "?" })),
+  }));
+  const sample = /```text\n([\s\S]*?)```/.exec(section)![1]!.trim().split("\n");
+
+  /** The README's scene: three keys, 40 picks, a 429 on two of them for gpt-4o, a 401 on the third. */
+  async function scrape() {
+    const exporter = new PrometheusExporter({ preventServerStart: true });
+    const meter = new MeterProvider({ readers: [exporter] }).getMeter("credential-router");
+    const router = new CredentialRouter([KEY_A, KEY_B, KEY_C], { labels: ["team-a", "team-b", "team-c"], now: () => 0 });
+    instrument(router, { meter });
+    for (let i = 0; i < 40; i++) router.nextKey();
+    router.markErrorWithDelay(KEY_A, 20_000, { reason: "rate_limit", scope: "gpt-4o" });
+    router.markBlocked(KEY_B, { reason: "auth" });
+    expect([router.nextKey("gpt-4o"), router.nextKey("gpt-4o")]).toEqual([KEY_C, KEY_C]);
+    router.markErrorWithDelay(KEY_C, 20_000, { reason: "rate_limit", scope: "gpt-4o" });
+    expect(router.nextKey("gpt-4o")).toBeUndefined();
+    const { resourceMetrics, errors } = await exporter.collect();
+    expect(errors).toEqual([]);
+    return { resourceMetrics, text: new PrometheusSerializer().serialize(resourceMetrics) };
+  }
+
+  it("names every metric exported, with its instrument, unit and attributes", async () => {
+    const { resourceMetrics } = await scrape();
+    const kinds: Record<string, string> = { "observable gauge": "OBSERVABLE_GAUGE", "observable counter": "OBSERVABLE_COUNTER", counter: "COUNTER" };
+    const metrics = resourceMetrics.scopeMetrics.flatMap(({ metrics }) => metrics);
+    expect(table.map(({ name }) => name).sort()).toEqual(metrics.map(({ descriptor }) => descriptor.name).sort());
+    for (const { descriptor, dataPoints } of metrics) {
+      const row = table.find(({ name }) => name === descriptor.name)!;
+      expect([descriptor.type, descriptor.unit], row.name).toEqual([kinds[row.instrument], row.unit]);
+      expect(dataPoints.length, row.name).toBeGreaterThan(0);
+      for (const { attributes } of dataPoints) {
+        expect(Object.keys(attributes).every((name) => row.attributes.some(({ attribute }) => attribute === name)), `${row.name} ${JSON.stringify(attributes)}`).toBe(true);
+        for (const { attribute, optional } of row.attributes) if (!optional) expect(attributes, row.name).toHaveProperty(attribute);
+      }
+    }
+  });
+
+  it("shows a scrape the exporter really serves", async () => {
+    const { text } = await scrape();
+    const lines = text.split("\n").map((line) => line.replace(/,?otel_scope_name="credential-router"/, "").replace("{}", ""));
+    expect(sample.length).toBeGreaterThanOrEqual(14);
+    for (const line of sample) expect(lines).toContain(line);
+    // Every series of the five metrics is in the sample.
+    expect(lines.filter((line) => line.startsWith("credential_router_"))).toEqual(expect.arrayContaining(sample));
+    expect(lines.filter((line) => line.startsWith("credential_router_")).length).toBe(sample.length);
+  });
+});
+
