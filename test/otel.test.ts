@@ -6,7 +6,7 @@
 import type { Attributes } from "@opentelemetry/api";
 import { readFileSync } from "node:fs";
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
-import { MeterProvider, MetricReader, type ResourceMetrics } from "@opentelemetry/sdk-metrics";
+import { DataPointType, MeterProvider, MetricReader, type MetricData, type ResourceMetrics } from "@opentelemetry/sdk-metrics";
 import { describe, expect, it } from "vitest";
 import { CredentialRouter, type CredentialRouterOptions } from "../src/index.js";
 import { instrument, type InstrumentedRouter, type InstrumentOptions } from "../src/otel/index.js";
@@ -402,12 +402,16 @@ describe("the README's \"Watching your keys\"", () => {
 
   it("names every metric exported, with its instrument, unit and attributes", async () => {
     const { resourceMetrics } = await scrape();
-    const kinds: Record<string, string> = { "observable gauge": "OBSERVABLE_GAUGE", "observable counter": "OBSERVABLE_COUNTER", counter: "COUNTER" };
+    // What an exporter sees of each kind of instrument: a gauge, or a monotonic sum.
+    const kinds: Record<string, string> = { "observable gauge": "gauge", "observable counter": "monotonic sum", counter: "monotonic sum" };
+    const kindOf = (metric: MetricData) =>
+      metric.dataPointType === DataPointType.GAUGE ? "gauge" : metric.dataPointType === DataPointType.SUM && metric.isMonotonic ? "monotonic sum" : "other";
     const metrics = resourceMetrics.scopeMetrics.flatMap(({ metrics }) => metrics);
     expect(table.map(({ name }) => name).sort()).toEqual(metrics.map(({ descriptor }) => descriptor.name).sort());
-    for (const { descriptor, dataPoints } of metrics) {
+    for (const metric of metrics) {
+      const { descriptor, dataPoints } = metric;
       const row = table.find(({ name }) => name === descriptor.name)!;
-      expect([descriptor.type, descriptor.unit], row.name).toEqual([kinds[row.instrument], row.unit]);
+      expect([kindOf(metric), descriptor.unit], row.name).toEqual([kinds[row.instrument], row.unit]);
       expect(dataPoints.length, row.name).toBeGreaterThan(0);
       for (const { attributes } of dataPoints) {
         expect(Object.keys(attributes).every((name) => row.attributes.some(({ attribute }) => attribute === name)), `${row.name} ${JSON.stringify(attributes)}`).toBe(true);

@@ -42,13 +42,17 @@ const KEY_WIDE: readonly Attributes[] = STATES.map((state) => ({ state }));
  * exhaustion counters count the router's events from now on. No attribute carries a key or its
  * fingerprint: keys are named by index, masked hint and label.
  *
- * | metric                          | instrument       | unit          | attributes                                              |
- * | ------------------------------- | ---------------- | ------------- | ------------------------------------------------------- |
- * | `credential_router.keys`        | observable gauge | `{key}`       | `state`, `scope?`                                       |
- * | `credential_router.key.state`   | observable gauge | `{key}`       | `index`, `hint`, `label?`, `state`, `reason`, `scope?`  |
- * | `credential_router.picks`       | observable counter | `{pick}`    |                                                         |
- * | `credential_router.marks`       | counter          | `{mark}`      | `state`, `reason`, `scope?`                             |
- * | `credential_router.exhaustions` | counter          | `{exhaustion}` | `scope?`                                               |
+ * With the default `name`:
+ *
+ * | metric                          | instrument         | unit           | attributes                                             |
+ * | ------------------------------- | ------------------ | -------------- | ------------------------------------------------------ |
+ * | `credential_router.keys`        | observable gauge   | `{key}`        | `state`, `scope?`                                      |
+ * | `credential_router.key.state`   | observable gauge   | `{key}`        | `index`, `hint`, `label?`, `state`, `reason`, `scope?` |
+ * | `credential_router.picks`       | observable counter | `{pick}`       |                                                        |
+ * | `credential_router.marks`       | counter            | `{mark}`       | `state`, `reason`, `scope?`                            |
+ * | `credential_router.exhaustions` | counter            | `{exhaustion}` | `scope?`                                               |
+ *
+ * See the README's "Watching your keys" for what each means, and their cardinality.
  *
  * @param router - The router to watch.
  * @param options - The meter, and the metric names' prefix (see {@link InstrumentOptions}).
