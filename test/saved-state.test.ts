@@ -1,6 +1,6 @@
 import * as FakeTimers from "@sinonjs/fake-timers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { CredentialRouter, fingerprint, type CredentialRouterOptions, type SavedState } from "../src/index.js";
+import { CredentialRouter, fingerprint, type CredentialRouterOptions, type RouterEvent, type SavedState } from "../src/index.js";
 import { KEY_A, KEY_B, KEY_C } from "./helpers/fixtures.js";
 
 const KEY_D = "sk-proj-DDDD7777hhhh8888iiii";
@@ -267,5 +267,88 @@ describe("malformed initialState", () => {
     expect(message).toMatch(/^initialState\.keys\[0\]\.id must be/);
     expect(message).not.toContain(KEY_A);
     expect(message).not.toContain(KEY_A.slice(4, -4));
+  });
+});
+
+describe("importState", () => {
+  /** A router with KEY_A two failures into a run: ready again, its next default cooldown 40 s. */
+  function routerAfterTwoFailures() {
+    const router = routerOf(KEYS, { maxCooldownMs: 600_000 });
+    router.markError(KEY_A);
+    clock.tick(10_000);
+    router.markError(KEY_A);
+    clock.tick(20_000);
+    expect(router.snapshot()[0]).toMatchObject({ state: { status: "ready" }, failures: 2 });
+    return router;
+  }
+
+  const stateOf = (keys: SavedState["keys"]): SavedState => ({ version: 1, savedAt: Date.now(), keys });
+
+  it("a ready entry without failures ends the key's run, as clearCooldown does", () => {
+    const router = routerAfterTwoFailures();
+    router.importState(stateOf([{ id: fingerprint(KEY_A), status: "ready" }]));
+    expect(router.snapshot()[0]).toMatchObject({ state: { status: "ready" }, failures: 0 });
+    router.markError(KEY_A);
+    expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 10_000 });
+  });
+
+  it.each(["cooldown", "blocked", "disabled"] as const)("a %s entry without failures keeps the key's own count", (status) => {
+    const router = routerAfterTwoFailures();
+    router.importState(stateOf([{ id: fingerprint(KEY_A), status, until: Date.now() + 5_000 }]));
+    expect(router.snapshot()[0]).toMatchObject({ state: { status }, failures: 2 });
+  });
+
+  it("after an imported cooldown without failures, the run goes on where it was", () => {
+    const router = routerAfterTwoFailures();
+    router.importState(stateOf([{ id: fingerprint(KEY_A), status: "cooldown", until: Date.now() + 5_000 }]));
+    clock.tick(5_000);
+    router.markError(KEY_A);
+    // The third window of the run: 10 s doubled twice.
+    expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 40_000 });
+  });
+
+  it("an entry's failures replace the key's own, whatever its status", () => {
+    const router = routerAfterTwoFailures();
+    router.importState(stateOf([{ id: fingerprint(KEY_A), status: "blocked", failures: 5 }]));
+    expect(router.snapshot()[0]).toMatchObject({ state: { status: "blocked" }, failures: 5 });
+  });
+
+  it("a cooldown that has already ended leaves a ready key alone, with no event, and the ready count right", () => {
+    const router = routerOf([KEY_A, KEY_B]);
+    const events: RouterEvent[] = [];
+    router.subscribe((event) => void events.push(event));
+    router.importState(stateOf([{ id: fingerprint(KEY_A), status: "cooldown", until: Date.now() - 1 }]));
+    router.importState(stateOf([{ id: fingerprint(KEY_A), status: "cooldown", until: Date.now() }]));
+    expect(events).toEqual([]);
+    expect(router.stateOf(KEY_A)).toEqual({ status: "ready" });
+    // Had the import added KEY_A to the ready keys a second time, one key would still seem ready.
+    router.markBlocked(KEY_A);
+    router.markBlocked(KEY_B);
+    expect(router.nextKey()).toBeUndefined();
+    expect(router.nextReadyInMs()).toBeUndefined();
+  });
+
+  it("a cooldown that has already ended makes a cooling key ready, with one ready event", () => {
+    const router = routerOf([KEY_A, KEY_B]);
+    router.markErrorWithDelay(KEY_A, 60_000);
+    const events: RouterEvent[] = [];
+    router.subscribe((event) => void events.push(event));
+    router.importState(stateOf([{ id: fingerprint(KEY_A), status: "cooldown", until: Date.now() - 1 }]));
+    expect(events).toMatchObject([{ type: "ready", index: 0 }]);
+    expect(router.stateOf(KEY_A)).toEqual({ status: "ready" });
+    expect(router.nextReadyInMs()).toBe(0);
+  });
+
+  it("a cooldown still running moves the deadline of a cooling key, with one cooldown event", () => {
+    const router = routerOf([KEY_A, KEY_B]);
+    router.markErrorWithDelay(KEY_A, 60_000);
+    const events: RouterEvent[] = [];
+    router.subscribe((event) => void events.push(event));
+    router.importState(stateOf([{ id: fingerprint(KEY_A), status: "cooldown", until: Date.now() + 5_000 }]));
+    router.importState(stateOf([{ id: fingerprint(KEY_A), status: "cooldown", until: Date.now() + 5_000 }]));
+    expect(events).toMatchObject([{ type: "cooldown", index: 0, delayMs: 5_000 }]);
+    expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 5_000 });
+    router.markBlocked(KEY_B);
+    expect(router.nextReadyInMs()).toBe(5_000);
   });
 });
