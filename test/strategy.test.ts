@@ -300,13 +300,17 @@ describe("weighted: the virtual clock over a very long run", () => {
   it(
     "keeps exact shares after the clock has run far enough for floats to drop fractions (the rebase)",
     () => {
-      // c's weight is so small that each of its picks moves the virtual clock by 2^30 units. Without
-      // the rebase, 2^18 picks of c alone take the clock to 2^48, where a double keeps only 1/16ths:
-      // a's interval (5/3) would round to 27/16 and its share drift from 3/8 to 16/43.
-      const router = new CredentialRouter(letters(3), { strategy: { type: "weighted", weights: [3, 5, 1e-12] } });
+      // c and d weigh so little that each of their picks moves the virtual clock by 2^30 units (the
+      // floor of 2^-30 of the heaviest weight). Without the rebase, 2^18 such picks take the clock to
+      // 2^48, where a double keeps only 1/16ths: a's interval (5/3) would round to 27/16 and its share
+      // drift from 3/8 to 16/43. Two such classes, so that the rebase must move both deadlines and
+      // the heap's copies of them alike.
+      const router = new CredentialRouter(letters(4), { strategy: { type: "weighted", weights: [3, 5, 1e-12, 2e-12] } });
       router.markBlocked("a");
       router.markBlocked("b");
-      expect(countOf(picks(router, 2 ** 18))).toEqual({ c: 2 ** 18 });
+      const light = picks(router, 2 ** 18);
+      expect(countOf(light)).toEqual({ c: 2 ** 17, d: 2 ** 17 });
+      expect(longestRun(light)).toBe(1);
       router.clearCooldown("a");
       router.clearCooldown("b");
       const served = picks(router, 8_000);
