@@ -352,3 +352,18 @@ describe("importState", () => {
     expect(router.nextReadyInMs()).toBe(5_000);
   });
 });
+
+describe("malformed initialState: edges", () => {
+  it("accepts failures of 0", () => {
+    const initialState: SavedState = { version: 1, savedAt: EPOCH, keys: [{ id: fingerprint(KEY_A), status: "blocked", failures: 0 }] };
+    expect(routerOf(KEYS, { initialState }).stateOf(KEY_A)).toEqual({ status: "blocked" });
+  });
+
+  it.each([
+    ["a 65-digit id", `${fingerprint(KEY_A)}0`],
+    ["an id with a prefix", `0${fingerprint(KEY_A).slice(1)}x`],
+  ])("refuses %s", (_, id) => {
+    const initialState = { version: 1, savedAt: EPOCH, keys: [{ id, status: "blocked" }] } as SavedState;
+    expect(() => routerOf(KEYS, { initialState })).toThrow("initialState.keys[0].id must be a SHA-256 fingerprint not listed before");
+  });
+});

@@ -428,3 +428,22 @@ describe("priority: every key out", () => {
     expect(events.at(-1)).toEqual({ type: "exhausted", retryAfterMs: undefined });
   });
 });
+
+describe("strategy validation: what the message says", () => {
+  it("a strategy that is not an object, or of an unknown type, names what is expected", () => {
+    const create = (strategy: unknown) => () => new CredentialRouter(letters(2), { strategy: strategy as RoutingStrategy });
+    expect(create(null)).toThrow('strategy must be an object with a "type", received null');
+    expect(create({ type: "fastest" })).toThrow('strategy.type must be "round-robin", "fill-first", "weighted", "priority" or "random"');
+  });
+});
+
+describe("round-robin: after every key was out", () => {
+  it("goes on from where it was, not from the first key", () => {
+    const router = new CredentialRouter(letters(3));
+    expect(router.nextKey()).toBe("a");
+    for (const key of letters(3)) router.markBlocked(key);
+    expect(router.nextKey()).toBeUndefined();
+    for (const key of letters(3)) router.clearCooldown(key);
+    expect(picks(router, 4)).toEqual(["b", "c", "a", "b"]);
+  });
+});
