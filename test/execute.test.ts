@@ -1410,3 +1410,23 @@ describe("execute: abort on the last attempt", () => {
     expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 30_000 });
   });
 });
+
+describe("execute: what a bad argument's message says", () => {
+  it("a classify that is not a function", async () => {
+    const { router } = routerWith();
+    await expect(router.execute(upstream().fn, { classify: "retry" as never })).rejects.toThrow("classify must be a function, received a string");
+  });
+
+  it("a verdict classify returned that is not a Verdict", async () => {
+    const { router } = routerWith();
+    const classify = () => ({ type: "later" }) as unknown as Verdict;
+    await expect(router.execute(upstream().fn, { classify })).rejects.toThrow("the verdict classify returned must be a Verdict");
+  });
+
+  it("a null signal is refused like any other non-signal", async () => {
+    const { router } = routerWith();
+    const { fn, calls } = upstream();
+    await expect(router.execute(fn, { signal: null as never })).rejects.toThrow("signal must be an AbortSignal, received null");
+    expect(calls).toHaveLength(0);
+  });
+});
