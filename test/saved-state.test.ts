@@ -367,3 +367,22 @@ describe("malformed initialState: edges", () => {
     expect(() => routerOf(KEYS, { initialState })).toThrow("initialState.keys[0].id must be a SHA-256 fingerprint not listed before");
   });
 });
+
+describe("malformed initialState: what the message says is expected", () => {
+  const id = fingerprint(KEY_A);
+  const withKeys = (keys: unknown[]) => ({ version: 1, savedAt: EPOCH, keys });
+
+  it.each<[string, unknown]>([
+    ["initialState must be an object from exportState()", null],
+    ["initialState.version must be 1", { version: 2, savedAt: EPOCH, keys: [] }],
+    ["initialState.savedAt must be an epoch time in ms", { version: 1, keys: [] }],
+    ["initialState.keys must be an array", { version: 1, savedAt: EPOCH, keys: {} }],
+    ["initialState.keys[0] must be an object", withKeys([5])],
+    ["initialState.keys[0].id must be a SHA-256 fingerprint not listed before", withKeys([{ id: [id], status: "blocked" }])],
+    ["initialState.keys[0].status must be a key status", withKeys([{ id, status: "cooling" }])],
+    ["initialState.keys[0].until must be an epoch time in ms", withKeys([{ id, status: "cooldown" }])],
+    ["initialState.keys[0].failures must be an integer from 0 to 4294967295", withKeys([{ id, status: "ready", failures: -1 }])],
+  ])("%s", (message, initialState) => {
+    expect(() => routerOf(KEYS, { initialState: initialState as SavedState })).toThrow(message);
+  });
+});
