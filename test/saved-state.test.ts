@@ -386,3 +386,9 @@ describe("malformed initialState: what the message says is expected", () => {
     expect(() => routerOf(KEYS, { initialState: initialState as SavedState })).toThrow(message);
   });
 });
+
+describe("importState: malformed state", () => {
+  it("names the argument `state` in its message", () => {
+    expect(() => routerOf().importState({ version: 2 } as unknown as SavedState)).toThrow("state.version must be 1");
+  });
+});
