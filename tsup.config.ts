@@ -22,4 +22,13 @@ export default defineConfig([
     external: ["ioredis", "credential-router"],
     dts: { compilerOptions: { types: ["node"], paths: { "credential-router": ["./src/index.ts"] } } },
   },
+  // The OpenTelemetry entry runs everywhere the core does. It uses the core and
+  // `@opentelemetry/api` through types only, so the built file imports nothing.
+  {
+    ...shared,
+    entry: { otel: "src/otel/index.ts" },
+    platform: "neutral",
+    external: ["@opentelemetry/api", "credential-router"],
+    dts: { compilerOptions: { types: [], paths: { "credential-router": ["./src/index.ts"] } } },
+  },
 ]);

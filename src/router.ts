@@ -583,8 +583,10 @@ export class CredentialRouter {
 
   /** Expires everything that has ended, key-wide and in every scope. */
   #settleAll(): number {
-    const now = this.#now();
-    for (const layer of [this.#all, ...this.#scopes.values()]) this.#expire(layer, now);
+    const layers = [this.#all, ...this.#scopes.values()];
+    // The clock is read only when some key cools.
+    const now = layers.some((layer) => layer.earliest < Infinity) ? this.#now() : 0;
+    for (const layer of layers) this.#expire(layer, now);
     return now;
   }
 

@@ -4,7 +4,7 @@
  * where a missing server fails the run.
  */
 import Redis from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { CredentialRouter, fingerprint, type KeyState, type RouterEvent } from "../src/index.js";
 import {
   attachRedis,
@@ -62,7 +62,6 @@ function wrapClient(real: Redis, overrides: Partial<Pick<RedisLike, "evalsha">> 
     },
     evalsha: overrides.evalsha ?? ((sha, count, ...rest) => real.evalsha(sha, count, ...rest)),
     eval: (script, count, ...rest) => real.eval(script, count, ...rest),
-    hmget: (key, ...fields) => real.hmget(key, ...fields),
     duplicate: (): RedisSubscriberLike => {
       const subscriber = real.duplicate();
       subscribers.push(subscriber);
@@ -85,12 +84,12 @@ function eventsOf(router: CredentialRouter, index: number): string[] {
 
 interface Instance {
   router: CredentialRouter;
-  redis: Redis;
+  redis: Redis | RedisLike;
   link: RedisLink;
   errors: RedisSyncError[];
 }
 
-describe.skipIf(BINARY === undefined)("Redis adapter", () => {
+describe.skipIf(BINARY === undefined)("Redis adapter", { timeout: 60_000 }, () => {
   let server: RedisServer;
   /** A raw connection that records everything published, on every channel. */
   let capture: Redis;
@@ -129,7 +128,7 @@ describe.skipIf(BINARY === undefined)("Redis adapter", () => {
     return `test-${process.pid}-${++namespaces}`;
   }
 
-  async function instance(ns: string, redis = client()): Promise<Instance> {
+  async function instance(ns: string, redis: Redis | RedisLike = client()): Promise<Instance> {
     const router = new CredentialRouter(KEYS, { cooldownMs: TEN_MINUTES, maxCooldownMs: TEN_MINUTES });
     const link = await attachRedis(router, redis, { namespace: ns });
     links.push(link);
@@ -138,14 +137,16 @@ describe.skipIf(BINARY === undefined)("Redis adapter", () => {
     return { router, redis, link, errors };
   }
 
-  /** Polls `condition` until it holds; returns how long that took. */
-  async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 3_000): Promise<number> {
+  /**
+   * Polls `condition` until it holds. The bound is generous, never meant to be reached on a loaded
+   * machine: how fast a change spreads is measured by the bench, not asserted here.
+   */
+  async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
     const start = performance.now();
     while (!(await condition())) {
       if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-      await new Promise((resolve) => setTimeout(resolve, 1));
+      await new Promise((resolve) => setTimeout(resolve, 2));
     }
-    return performance.now() - start;
   }
 
   const statusOf = (instance: Instance, key: string) => instance.router.stateOf(key)?.status;
@@ -189,24 +190,28 @@ describe.skipIf(BINARY === undefined)("Redis adapter", () => {
   }
 
   describe("sharing between instances", () => {
-    const ns = namespace();
+    // Each test has a namespace and two instances of its own: it passes alone and in any order.
+    let ns: string;
     let a: Instance;
     let b: Instance;
 
-    beforeAll(async () => {
+    beforeEach(async () => {
+      ns = namespace();
       a = await instance(ns);
       b = await instance(ns);
       expect(a.link.status).toBe("ready");
       expect(b.link.status).toBe("ready");
     });
 
-    it("a key A cools down or blocks is skipped by B within 200 ms", async () => {
+    /** A cools K0 down for a minute and blocks K1; resolves once B holds both. */
+    async function coolAndBlock(): Promise<void> {
       a.router.markErrorWithDelay(K0, 60_000);
-      const cooled = await waitFor(() => statusOf(b, K0) === "cooldown", "B to see K0 cooling", 200);
       a.router.markBlocked(K1);
-      const blocked = await waitFor(() => statusOf(b, K1) === "blocked", "B to see K1 blocked", 200);
-      expect(cooled).toBeLessThan(200);
-      expect(blocked).toBeLessThan(200);
+      await waitFor(() => statusOf(b, K0) === "cooldown" && statusOf(b, K1) === "blocked", "B to see K0 cooling and K1 blocked");
+    }
+
+    it("a key A cools down or blocks is skipped by B", async () => {
+      await coolAndBlock();
       // Same deadline on both, within clock conversion.
       const remainingA = (a.router.stateOf(K0) as Extract<KeyState, { status: "cooldown" }>).remainingMs;
       const remainingB = (b.router.stateOf(K0) as Extract<KeyState, { status: "cooldown" }>).remainingMs;
@@ -215,6 +220,7 @@ describe.skipIf(BINARY === undefined)("Redis adapter", () => {
     });
 
     it("an instance attached later starts with the current states", async () => {
+      await coolAndBlock();
       const c = await instance(ns);
       // No waiting: attachRedis resolved after loading the shared state.
       expect(statusOf(c, K0)).toBe("cooldown");
@@ -224,10 +230,11 @@ describe.skipIf(BINARY === undefined)("Redis adapter", () => {
     });
 
     it("clearCooldown on B restores the key on A", async () => {
+      await coolAndBlock();
       b.router.clearCooldown(K1);
-      await waitFor(() => statusOf(a, K1) === "ready", "A to see K1 cleared", 200);
+      await waitFor(() => statusOf(a, K1) === "ready", "A to see K1 cleared");
       b.router.clearCooldown(K0);
-      await waitFor(() => statusOf(a, K0) === "ready", "A to see K0 cleared", 200);
+      await waitFor(() => statusOf(a, K0) === "ready", "A to see K0 cleared");
     });
 
     it("a 429 racing a 401 never undoes the block, in either order", async () => {
@@ -253,26 +260,35 @@ describe.skipIf(BINARY === undefined)("Redis adapter", () => {
     });
 
     it("a state applied from another instance is not written or published again (no echo)", async () => {
+      // Two instances whose script calls carrying transitions are counted (the heartbeat's carry none).
+      const writes = [0, 0];
+      const counted = (who: number) => {
+        const real = client();
+        return wrapClient(real, {
+          evalsha: (sha, count, ...rest) => {
+            if (rest.length > count + 9) writes[who]!++;
+            return real.evalsha(sha, count, ...rest);
+          },
+        }).wrapped;
+      };
+      const writerClient = counted(0);
+      const c = await instance(ns, writerClient);
+      const readerClient = counted(1);
+      const d = await instance(ns, readerClient);
       await drainPublished();
       const before = published.length;
-      // Script calls that ran: an EVALSHA refused with NOSCRIPT (then sent again as EVAL) is not one.
-      const scriptCalls = async () => {
-        const stats = await reader.info("commandstats");
-        const runs = [...stats.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+),.*failed_calls=(\d+)/g)];
-        return runs.reduce((sum, match) => sum + Number(match[1]) - Number(match[2]), 0);
-      };
-      const callsBefore = await scriptCalls();
-      a.router.markDisabled(K5);
-      a.router.markErrorWithDelay(K6, 90_000);
-      await waitFor(() => statusOf(b, K5) === "disabled" && statusOf(b, K6) === "cooldown", "B to see K5 disabled and K6 cooling");
-      expect(await b.link.flush()).toBe(true);
-      expect(await a.link.flush()).toBe(true);
+      writes.fill(0); // the loads at attach were calls with transitions too
+      c.router.markDisabled(K5);
+      c.router.markErrorWithDelay(K6, 90_000);
+      await waitFor(() => statusOf(d, K5) === "disabled" && statusOf(d, K6) === "cooldown", "D to see K5 disabled and K6 cooling");
+      expect(await d.link.flush()).toBe(true);
+      expect(await c.link.flush()).toBe(true);
       await drainPublished();
-      // One script call (A's batch of both marks), one message: B wrote nothing back.
-      expect((await scriptCalls()) - callsBefore).toBe(1);
+      // One write (C's batch of both marks), one message: D wrote nothing back.
+      expect(writes).toEqual([1, 0]);
       const ours = published.slice(before).filter((entry) => entry.channel === `{${ns}}:changes`);
       expect(ours).toHaveLength(1);
-      expect(ours[0]!.message.startsWith(`${a.link.instanceId} `)).toBe(true);
+      expect(ours[0]!.message.startsWith(`${c.link.instanceId} `)).toBe(true);
     });
 
     it("ignores messages older than the last applied version, and malformed ones, without throwing", async () => {
@@ -282,12 +298,13 @@ describe.skipIf(BINARY === undefined)("Redis adapter", () => {
       expect(await a.link.flush()).toBe(true);
       await waitFor(() => statusOf(b, K5) === "disabled", "B to see K5 disabled");
       const epoch = await reader.hget(`{${ns}}:state`, "epoch");
-      const [version] = (await reader.hget(`{${ns}}:state`, id))!.split("|");
-      // An out-of-order "ready" at the version both hold is ignored; so is one of another epoch
-      // (news from before a loss), which makes the instances load the state again instead.
-      await forger.publish(`{${ns}}:changes`, `someone-else ${epoch} ${id}|${version}|ready|0`);
-      await forger.publish(`{${ns}}:changes`, `someone-else another-epoch ${id}|999|ready|0`);
-      await forger.publish(`{${ns}}:changes`, `someone-else ${epoch} not|an|entry ${"x".repeat(10)}`);
+      const seq = Number(await reader.hget(`{${ns}}:state`, "seq"));
+      // A "ready" repeating the version both hold is ignored (and makes them load the state again, as
+      // a repeat is forged or a counter reset); so is one of another epoch (news from before a loss).
+      await forger.publish(`{${ns}}:changes`, `someone-else ${epoch} ${seq} ${id}|ready|0`);
+      await forger.publish(`{${ns}}:changes`, `someone-else another-epoch ${seq + 1} ${id}|ready|0`);
+      // Old news (a counter both passed) with entries that are not entries.
+      await forger.publish(`{${ns}}:changes`, `someone-else ${epoch} 0 not|an|entry ${"x".repeat(10)}`);
       // Both instances subscribe, so both report it; wait for both before clearing, or A's report can land later.
       const reported = (who: Instance) => who.errors.some((error) => error.operation === "message");
       await waitFor(() => reported(a) && reported(b), "A and B to report the malformed message");
@@ -301,12 +318,23 @@ describe.skipIf(BINARY === undefined)("Redis adapter", () => {
       expect(await a.link.flush()).toBe(true);
       expect(await b.link.flush()).toBe(true);
       expect([statusOf(a, K5), statusOf(b, K5)]).toEqual(["disabled", "disabled"]);
-      b.errors.length = 0;
-      a.errors.length = 0;
       forger.disconnect();
     });
 
+    it("reads entries of later versions: a reason after until is ignored, a scoped field is skipped", async () => {
+      const epoch = await reader.hget(`{${ns}}:state`, "epoch");
+      const seq = Number(await reader.hget(`{${ns}}:state`, "seq"));
+      const id = fingerprint(K6);
+      // As a later version would write it: the records, then the message.
+      await reader.hset(`{${ns}}:state`, `${id}/gpt-4o`, `${seq + 1}|disabled|0`, id, `${seq + 1}|blocked|0|auth%20failed`, "seq", String(seq + 1));
+      await reader.publish(`{${ns}}:changes`, `newer ${epoch} ${seq + 1} ${id}/gpt-4o|disabled|0 ${id}|blocked|0|auth%20failed`);
+      await waitFor(() => statusOf(a, K6) === "blocked" && statusOf(b, K6) === "blocked", "both to take the key-wide block");
+      expect([...a.errors, ...b.errors]).toEqual([]);
+    });
+
     it("falls back from EVALSHA to EVAL when the server lost its script cache", async () => {
+      a.router.markBlocked(K5);
+      await waitFor(() => statusOf(b, K5) === "blocked", "B to see K5 blocked");
       await reader.script("FLUSH");
       a.router.clearCooldown(K5);
       await waitFor(() => statusOf(b, K5) === "ready", "B to see K5 cleared after SCRIPT FLUSH");
@@ -326,7 +354,8 @@ describe.skipIf(BINARY === undefined)("Redis adapter", () => {
       const hold = { when: "never" as "never" | "send" | "reply", calls: 0, release: deferred() };
       const { wrapped, subscribers } = wrapClient(real, {
         evalsha: async (sha, count, ...rest) => {
-          const when = hold.when;
+          // Only calls that carry transitions (the heartbeat's carry none).
+          const when = rest.length > count + 9 ? hold.when : "never";
           if (when !== "never") hold.calls++;
           if (when === "send") await hold.release.promise;
           const reply = await real.evalsha(sha, count, ...rest);
@@ -624,10 +653,13 @@ describe.skipIf(BINARY === undefined)("Redis adapter", () => {
       const release = deferred();
       let sent = false;
       let dropped = false;
+      let armed = false;
       const { wrapped } = wrapClient(real, {
         status: () => (dropped ? "reconnecting" : real.status),
         // As ioredis with `maxRetriesPerRequest: null` does: a command sent before the drop waits.
         evalsha: async (sha, count, ...rest) => {
+          // Writes from now on, not the load at attach nor the heartbeat.
+          if (!armed || rest.length <= count + 9) return real.evalsha(sha, count, ...rest);
           sent = true;
           await release.promise;
           return real.evalsha(sha, count, ...rest);
@@ -637,6 +669,7 @@ describe.skipIf(BINARY === undefined)("Redis adapter", () => {
       const link = await attachRedis(router, wrapped, { namespace: ns });
       links.push(link);
       expect(link.status).toBe("ready");
+      armed = true;
       router.markBlocked(K0);
       await waitFor(() => sent, "the write to be in flight");
       const flushed = link.flush();
@@ -663,10 +696,8 @@ describe.skipIf(BINARY === undefined)("Redis adapter", () => {
       const ns = namespace();
       const router = new CredentialRouter(KEYS, { cooldownMs: TEN_MINUTES });
       router.markBlocked(K6);
-      const started = performance.now();
       const link = await attachRedis(router, client(port), { namespace: ns });
       links.push(link);
-      expect(performance.now() - started).toBeLessThan(1_000);
       expect(link.status).toBe("offline");
       expect(router.nextKey()).toBeDefined();
       router.markDisabled(K7);
@@ -804,15 +835,47 @@ describe.skipIf(BINARY === undefined)("Redis adapter", () => {
     expect(await a.link.flush()).toBe(false);
   });
 
+  it("under load, the marks made within writeIntervalMs go out in one write and one message", async () => {
+    const ns = namespace();
+    const real = client();
+    let writes = 0;
+    const { wrapped } = wrapClient(real, {
+      evalsha: (sha, count, ...rest) => {
+        if (rest.length > count + 9) writes++;
+        return real.evalsha(sha, count, ...rest);
+      },
+    });
+    const router = new CredentialRouter(KEYS, { cooldownMs: TEN_MINUTES });
+    const link = await attachRedis(router, wrapped, { namespace: ns, writeIntervalMs: 500 });
+    links.push(link);
+    const b = await instance(ns);
+    writes = 0;
+    // After a quiet spell, a mark goes at once; the next ones wait for the interval, together.
+    router.markBlocked(K0);
+    await waitFor(() => statusOf(b, K0) === "blocked", "B to see the first mark");
+    // Marks a few milliseconds apart: each would have had a write of its own.
+    const pause = () => new Promise((resolve) => setTimeout(resolve, 5));
+    router.markBlocked(K1);
+    await pause();
+    router.markDisabled(K2);
+    await pause();
+    router.markErrorWithDelay(K3, 60_000);
+    expect(await link.flush()).toBe(true);
+    expect(writes).toBe(2);
+    await waitFor(() => statusOf(b, K1) === "blocked" && statusOf(b, K2) === "disabled" && statusOf(b, K3) === "cooldown", "B to see the batch");
+  });
+
   it("rejects bad arguments at once, naming the option and never a key", () => {
     const router = new CredentialRouter(KEYS);
     const redis = client();
     expect(() => attachRedis({} as never, redis)).toThrow(TypeError);
-    expect(() => attachRedis(router, {} as never)).toThrow(/redis\.evalsha must be a function/);
+    expect(() => attachRedis(router, {} as never)).toThrow(/redis\.evalsha \(ioredis\) or redis\.evalSha \(node-redis\) must be a function/);
     expect(() => attachRedis(router, redis, { namespace: "" })).toThrow(TypeError);
     expect(() => attachRedis(router, redis, { namespace: "a{b}" })).toThrow(/namespace/);
     expect(() => attachRedis(router, redis, { namespace: K0 as never, attachTimeoutMs: -1 })).toThrow(RangeError);
     expect(() => attachRedis(router, redis, { namespace: 42 as never })).toThrow(/received 42/);
+    expect(() => attachRedis(router, redis, { maxRetryAfterMs: 0 })).toThrow(RangeError);
+    expect(() => attachRedis(router, redis, { writeIntervalMs: -1 })).toThrow(/writeIntervalMs must be a finite number >= 0, received -1/);
     try {
       attachRedis(router, redis, { namespace: `${K0} ` });
     } catch (error) {
@@ -821,6 +884,17 @@ describe.skipIf(BINARY === undefined)("Redis adapter", () => {
   });
 
   it("stores and publishes no key: only fingerprints", async () => {
+    // Data of its own, so that the test stands alone.
+    const ns = namespace();
+    const a = await instance(ns);
+    const b = await instance(ns);
+    for (const [index, key] of KEYS.entries()) {
+      if (index % 2 === 0) a.router.markBlocked(key);
+      else b.router.markErrorWithDelay(key, 60_000);
+      b.router.clearCooldown(key);
+    }
+    expect(await a.link.flush()).toBe(true);
+    expect(await b.link.flush()).toBe(true);
     await drainPublished();
     const found: string[] = [];
     let cursor = "0";
@@ -842,7 +916,7 @@ describe.skipIf(BINARY === undefined)("Redis adapter", () => {
     const everything = [...found, ...published.flatMap((entry) => [entry.channel, entry.message])].join("\n");
     // The scan saw real data, and fingerprints are how keys are named there.
     expect(found.length).toBeGreaterThan(2);
-    expect(published.length).toBeGreaterThan(10);
+    expect(published.length).toBeGreaterThan(1);
     expect(everything).toContain(fingerprint(K0));
     for (const key of KEYS) {
       expect(everything).not.toContain(key);

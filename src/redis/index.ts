@@ -3,7 +3,21 @@
  * {@link attachRedis}.
  * @packageDocumentation
  */
-export { attachRedis } from "./link.js";
-export type { AttachRedisOptions, RedisLink, RedisLinkEvent, RedisLinkListener, RedisLinkStatus, SharedRouter } from "./link.js";
-export type { RedisConnectionEvent, RedisLike, RedisSubscriberLike } from "./client.js";
+export {
+  attachRedis,
+  type AttachRedisOptions,
+  type RedisLink,
+  type RedisLinkEvent,
+  type RedisLinkListener,
+  type RedisLinkStatus,
+  type SharedRouter,
+} from "./attach.js";
+export type {
+  NodeRedisConnectionEvent,
+  NodeRedisLike,
+  NodeRedisSubscriberLike,
+  RedisConnectionEvent,
+  RedisLike,
+  RedisSubscriberLike,
+} from "./client.js";
 export { RedisSyncError, isRedisSyncError, type RedisSyncOperation } from "./errors.js";

@@ -1,211 +1,63 @@
+/**
+ * The link between one router and Redis: its status, how it recovers (reconnect, resync, heartbeat),
+ * how other instances' changes reach the router, and how the router's transitions leave it. The
+ * pieces it puts together are each in their own file: the outbox (outbox.ts), the script call
+ * (script.ts), the merge rules (merge.ts) and the record format (record.ts).
+ *
+ * Redis is at-most-once: a pub/sub message is lost on a reconnect or a subscriber swap. Every change
+ * carries the namespace's counter, so that the messages of one namespace arrive numbered 1, 2, 3…: a
+ * gap or a repeat, a heartbeat that finds Redis ahead of the last message seen twice in a row, a
+ * dropped connection or a new epoch each end in a resync, which takes a bounded number of round trips
+ * (one script call per 1,000 keys) however fast the router marks.
+ * @internal
+ */
 import { randomBytes } from "node:crypto";
 // By package name, so the built declarations refer to the core's own types instead of copying them.
-import type { CredentialRouter, RouterEvent, SavedKeyState } from "credential-router";
-import type { RedisLike, RedisSubscriberLike } from "./client.js";
-import { RedisSyncError, type RedisSyncOperation } from "./errors.js";
+import type { RouterEvent, SavedKeyState } from "credential-router";
+import type { RedisLink, RedisLinkEvent, RedisLinkListener, RedisLinkStatus, SharedRouter } from "./attach.js";
 import { describe } from "../secret.js";
-import { evalApplyScript } from "./script.js";
-import {
-  BLOCKED,
-  CLEAR,
-  COOLDOWN,
-  DISABLED,
-  EPOCH_FIELD,
-  layoutOf,
-  merge,
-  parseEntry,
-  parseRecord,
-  OFFER,
-  RAISE,
-  READY,
-  STATUS_NAMES,
-  type Layout,
-  type SharedEntry,
-} from "./shared-state.js";
+import { withTimeout, type Connection, type Subscription } from "./client.js";
+import { RedisSyncError, type RedisSyncOperation } from "./errors.js";
+import { BLOCKED, CLEAR, COOLDOWN, DISABLED, merge, OFFER, RAISE, READY, RESTORE, STATUS_NAMES } from "./merge.js";
+import { CHUNK, Outbox, type Batch } from "./outbox.js";
+import { layoutOf, MAX_UNTIL, readCount, readRecord, readState, type Layout } from "./record.js";
+import { runApplyScript } from "./script.js";
+import { APPLY, REFUSE, Sequence, SKIP_AND_RESYNC } from "./sequence.js";
 
-/**
- * Where a {@link RedisLink} stands.
- *
- * - `connecting`: loading the shared state (at attach, or the resync after a reconnect).
- * - `ready`: in sync: local transitions are written as they happen, other instances' are applied.
- * - `offline`: Redis cannot be reached. Routing goes on from local state; local transitions are kept
- *   and written on reconnect, then the shared state is loaded again.
- * - `closed`: `close()` was called; the router works alone.
- */
-export type RedisLinkStatus = "connecting" | "ready" | "offline" | "closed";
-
-/** What a {@link RedisLink} tells its subscribers: a status change, or a sync error (never thrown). */
-export type RedisLinkEvent =
-  | {
-      /** The link's status changed. */
-      type: "status";
-      /** The new status. */
-      status: RedisLinkStatus;
-    }
-  | {
-      /** Something failed; routing goes on from local state, and the link retries by itself. */
-      type: "error";
-      /** What failed, and why (`cause`). Names no key. */
-      error: RedisSyncError;
-    };
-
-/** A subscriber to {@link RedisLinkEvent}s. */
-export type RedisLinkListener = (event: RedisLinkEvent) => void;
-
-/** What the adapter uses of a router: a `CredentialRouter` fits. */
-export type SharedRouter = Pick<CredentialRouter, "subscribe" | "snapshot" | "importState">;
-
-/** Options of {@link attachRedis}. All are optional. */
-export interface AttachRedisOptions {
-  /**
-   * Which shared state to join: routers with the same keys and the same namespace share their keys'
-   * states. Redis keys are `{<namespace>}:state` and `{<namespace>}:batch:<instance>`, the channel is
-   * `{<namespace>}:changes`. A non-empty string without braces or whitespace.
-   * @defaultValue `"credential-router"`
-   */
-  namespace?: string;
-  /**
-   * How long `attachRedis` waits for the first load of the shared state before it resolves anyway
-   * (with the link still `connecting`; it keeps trying). It resolves at once, `offline`, when the
-   * connection fails. A finite number `>= 0`.
-   * @defaultValue `5_000`
-   */
-  attachTimeoutMs?: number;
+/** The link's settings, checked by `attachRedis`. @internal */
+export interface LinkSettings {
+  namespace: string;
+  maxRetryAfterMs: number;
+  writeIntervalMs: number;
 }
 
-/**
- * The link between a router and Redis, returned by {@link attachRedis}. Routing never waits on it:
- * `nextKey()` and the marks stay synchronous and local.
- */
-export interface RedisLink {
-  /** Where the link stands; see {@link RedisLinkStatus}. */
-  readonly status: RedisLinkStatus;
-  /** This link's random id: the first word of the messages it publishes. */
-  readonly instanceId: string;
-  /** The namespace joined. */
-  readonly namespace: string;
-  /**
-   * Listens to status changes and sync errors. A listener that throws is skipped over.
-   * @returns A function that unsubscribes.
-   * @example
-   * ```ts
-   * link.subscribe((event) => {
-   *   if (event.type === "status") metrics.gauge("redis_link_ready", event.status === "ready" ? 1 : 0);
-   *   else log.warn(event.error.message);
-   * });
-   * ```
-   */
-  subscribe(listener: RedisLinkListener): () => void;
-  /**
-   * Waits until every local transition made so far is written to Redis, and a load of the shared
-   * state in progress (at attach, or a resync) is done.
-   * @returns `true` once they are; `false` when the link is offline or closed, cannot reach Redis, or
-   *   is waiting to retry a failed write, or when that happens before then. Never rejects.
-   */
-  flush(): Promise<boolean>;
-  /**
-   * Detaches: stops listening to the router, writes what is pending if the link is ready (waiting at
-   * most 1 s), ends the subscriber connection the link opened, and leaves the client it was given
-   * open. The router keeps working alone, from its current state. Never rejects; calling it again
-   * returns the same promise.
-   */
-  close(): Promise<void>;
-}
-
-const DEFAULT_NAMESPACE = "credential-router";
-const DEFAULT_ATTACH_TIMEOUT_MS = 5_000;
-/** Keys per script call and per `HMGET`. */
-const CHUNK = 1_000;
 const CLOSE_TIMEOUT_MS = 1_000;
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 5_000;
+/** How often a ready link checks that it has seen every change (one script call without transitions). */
+const HEARTBEAT_MS = 1_000;
+/** How often a link says again which keys it holds, and for how long that holds. */
+const ANNOUNCE_MS = 3_600_000;
+const HOLD_MS = 86_400_000;
+/** How long a ready record (a clear, an ended cooldown) stays in Redis. */
+const RETAIN_MS = 86_400_000;
+/** How long an instance's batch counter outlives its last write. */
+const GUARD_MS = 6 * 3_600_000;
+/** Hash fields looked over for pruning per heartbeat. */
+const SWEEP_COUNT = "32";
+const DELETE_SCRIPT = "return redis.call('DEL', KEYS[1])";
 
-/**
- * Shares a router's key states with every other router attached to the same Redis namespace: a
- * key one instance cools down, blocks or clears is cooled down, blocked or cleared on all of them.
- * Node only. Routing stays synchronous and local; Redis is written and read in the background.
- *
- * On attach, the router's own cooling, blocked and disabled keys (a restore from saved state, marks
- * made while detached) are offered to the shared state: by the severity rule, so that no milder
- * record lowers them (a key blocked here stays blocked, and is blocked everywhere, whatever older
- * cooldown Redis holds), except that a key cleared in Redis stays cleared (the clear is newer than
- * any state of unknown age). Then the shared state of the router's keys is loaded and applied
- * (`importState`). Then each local transition (a cooldown with its deadline, blocked, disabled,
- * cleared) is written by one atomic Lua script that merges it by the core's severity rule and
- * publishes the result; the other instances apply it. A change from elsewhere is applied through the
- * same rule on top of this instance's transitions not yet written or answered: a stale 429 never
- * undoes a fresh 401, and only a clear lowers a state. Keys are named by fingerprint (SHA-256), never
- * by text. `failures` (the escalation count) is not shared: each instance keeps its own, and a shared
- * clear resets it as a local `clearCooldown` would.
- *
- * Redis being down never breaks routing: `attachRedis` still resolves (the link `offline`), nothing
- * throws or rejects, transitions made meanwhile are written on reconnect and the shared state is then
- * loaded again. When Redis loses the shared state (a restart without persistence, `FLUSHDB`,
- * eviction), the state starts a new epoch; each instance sees it on its next write, message or load,
- * and offers its states again the same way. Errors go to `link.subscribe` listeners.
- *
- * @param router - The router to share, such as a `CredentialRouter`.
- * @param redis - An ioredis client, or any client with the same few commands ({@link RedisLike}). It
- *   stays the caller's: the link opens its own subscriber connection with `redis.duplicate()` and ends
- *   only that one.
- * @param options - See {@link AttachRedisOptions}.
- * @returns The link, once the shared state is loaded, the connection failed, or `attachTimeoutMs` passed.
- * @throws TypeError when `router` or `redis` lacks a method the adapter needs, or `namespace` is not
- *   a non-empty string without braces or whitespace.
- * @throws RangeError when `attachTimeoutMs` is not a finite number `>= 0`.
- * @example
- * ```ts
- * import Redis from "ioredis";
- * import { CredentialRouter } from "credential-router";
- * import { attachRedis } from "credential-router/redis";
- *
- * const router = new CredentialRouter(keys);
- * const link = await attachRedis(router, new Redis(process.env.REDIS_URL!), { namespace: "gateway-prod" });
- * const key = router.nextKey(); // never waits on Redis
- * // on shutdown:
- * await link.close();
- * ```
- */
-export function attachRedis(router: SharedRouter, redis: RedisLike, options?: AttachRedisOptions): Promise<RedisLink> {
-  checkMethods("router", router, ["subscribe", "snapshot", "importState"]);
-  checkMethods("redis", redis, ["evalsha", "eval", "hmget", "duplicate", "on", "off"]);
-  if (options !== undefined && (typeof options !== "object" || options === null)) {
-    throw new TypeError(`options must be an object, received ${describe(options)}`);
-  }
-  const namespace = options?.namespace ?? DEFAULT_NAMESPACE;
-  if (typeof namespace !== "string" || !/^[^{}\s]+$/.test(namespace)) {
-    throw new TypeError(`namespace must be a non-empty string without braces or whitespace, received ${describe(namespace)}`);
-  }
-  const attachTimeoutMs = options?.attachTimeoutMs ?? DEFAULT_ATTACH_TIMEOUT_MS;
-  if (typeof attachTimeoutMs !== "number" || !Number.isFinite(attachTimeoutMs) || attachTimeoutMs < 0) {
-    throw new RangeError(`attachTimeoutMs must be a finite number >= 0, received ${describe(attachTimeoutMs)}`);
-  }
-  const link = new Link(router, redis, namespace);
-  return link.started(attachTimeoutMs).then(() => link);
-}
-
-/**
- * A batch of transitions for the script: the keys' indices, and 4 arguments per key (fingerprint,
- * mode, raise, until).
- */
-interface Batch {
-  number: number;
-  indices: number[];
-  args: string[];
-}
-
-/** A shared state to apply, with the key's index. */
-interface Incoming extends SharedEntry {
-  index: number;
-}
-
-class Link implements RedisLink {
+/** @internal */
+export class Link implements RedisLink {
   readonly instanceId = randomBytes(8).toString("hex");
   readonly namespace: string;
   readonly #router: SharedRouter;
-  readonly #redis: RedisLike;
-  readonly #subscriber: RedisSubscriberLike;
+  readonly #connection: Connection;
+  readonly #subscription: Subscription;
   readonly #layout: Layout;
+  readonly #keys: string[];
+  readonly #maxRetryAfterMs: number;
+  readonly #writeIntervalMs: number;
   /** Each key's fingerprint, by index, and back. */
   readonly #ids: readonly string[];
   readonly #indexOfId: Map<string, number>;
@@ -214,105 +66,109 @@ class Link implements RedisLink {
   readonly #rank: Uint8Array;
   readonly #until: Float64Array;
   /**
-   * The newest shared state known per key (from a message, a script reply or the load), with its
-   * version (0: none yet); older messages are ignored. The router holds this state with the in-flight
-   * and pending transitions merged on top.
+   * The newest shared state known per key, with its version (0: none). The router holds it with the
+   * in-flight and pending transitions merged on top.
    */
-  readonly #sharedVersion: Float64Array;
+  readonly #version: Float64Array;
   readonly #sharedRank: Uint8Array;
   readonly #sharedUntil: Float64Array;
-
-  /** Transitions not yet sent, folded per key: a clear, then the highest raise and latest cooldown end. */
-  readonly #dirty: Uint8Array;
-  readonly #pendingMode: Uint8Array;
-  readonly #pendingRaise: Uint8Array;
-  readonly #pendingUntil: Float64Array;
-  #dirtyList: number[] = [];
-  /**
-   * The transitions of the batch sent and not yet answered, per key: whether the shared state seen
-   * meanwhile includes them is known only from the reply's versions, so they count as pending until then.
-   */
-  readonly #inFlight: Uint8Array;
-  readonly #flightMode: Uint8Array;
-  readonly #flightRaise: Uint8Array;
-  readonly #flightUntil: Float64Array;
-  /** The batch sent and not yet answered (kept to be sent again, with its number, when it failed). */
+  readonly #outbox: Outbox;
+  /** The batch sent and not yet answered (sent again, under its number, when it failed). */
   #retry: Batch | undefined;
-  #batchNumber = 0;
+  /** Keys whose reply was older than a state known before it: loaded again. */
+  #suspects: number[] = [];
+  readonly #suspect: Uint8Array;
+
   /** The shared state's epoch, once known: a new one means Redis lost the state. */
   #epoch: string | undefined;
+  /** The messages' numbers: whether one was lost or forged. */
+  readonly #sequence = new Sequence();
 
   #status: RedisLinkStatus = "connecting";
   #listeners: ReadonlyArray<RedisLinkListener> = [];
   #waiters: Array<() => void> = [];
   /**
-   * The key whose shared state is being imported, or -1: the first event for it during the import is
-   * the import's own and is not written back; any other event then is a mark made by a listener.
+   * Per key being imported, the rank it is imported at, plus 1 (0: none). The first event for the key
+   * at that rank during the import is the import's own and is not written back; any other event then
+   * is a mark made by a listener.
    */
-  #importing = -1;
+  readonly #importing: Uint8Array;
+  /** Imports gathered while applying a reply or a message, made in one `importState` call. */
+  #imports: SavedKeyState[] = [];
+  #importIndices: number[] = [];
   #closed = false;
   #closing: Promise<void> | undefined;
   #needsSync = true;
-  #synced = false;
+  #quietSync = false;
+  #probeDue = false;
+  #nextAnnounce = 0;
   #pumping = false;
   #scheduled = false;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #writeTimer: ReturnType<typeof setTimeout> | undefined;
+  #lastWriteAt = -Infinity;
   #retryDelayMs = RETRY_MIN_MS;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
   #connectErrorReported = false;
-  /** Connection states, for clients without a `status` property. */
+  /** Connection states, for clients that do not tell theirs. */
   #mainUp = true;
   #subscriberUp = false;
-  readonly #unsubscribeRouter: () => void;
+  readonly #stops: Array<() => void> = [];
+  readonly #scratch = new Float64Array(3);
 
-  constructor(router: SharedRouter, redis: RedisLike, namespace: string) {
-    this.namespace = namespace;
+  /**
+   * Reads the router, opens the subscriber connection, then starts listening. Throws, with nothing
+   * left behind (no listener, no connection), when any step fails.
+   */
+  constructor(router: SharedRouter, connection: Connection, settings: LinkSettings) {
+    this.namespace = settings.namespace;
+    this.#maxRetryAfterMs = settings.maxRetryAfterMs;
+    this.#writeIntervalMs = settings.writeIntervalMs;
     this.#router = router;
-    this.#redis = redis;
-    this.#layout = layoutOf(namespace, this.instanceId);
+    this.#connection = connection;
+    this.#layout = layoutOf(settings.namespace, this.instanceId);
+    const { stateKey, batchKey, heldKey } = this.#layout;
+    this.#keys = [stateKey, batchKey, heldKey];
     const rows = router.snapshot();
     const size = rows.length;
     this.#ids = rows.map((row) => row.id);
     this.#indexOfId = new Map(this.#ids.map((id, index) => [id, index]));
     this.#rank = new Uint8Array(size);
     this.#until = new Float64Array(size);
-    this.#sharedVersion = new Float64Array(size);
+    this.#version = new Float64Array(size);
     this.#sharedRank = new Uint8Array(size);
     this.#sharedUntil = new Float64Array(size);
-    this.#dirty = new Uint8Array(size);
-    this.#pendingMode = new Uint8Array(size);
-    this.#pendingRaise = new Uint8Array(size);
-    this.#pendingUntil = new Float64Array(size);
-    this.#inFlight = new Uint8Array(size);
-    this.#flightMode = new Uint8Array(size);
-    this.#flightRaise = new Uint8Array(size);
-    this.#flightUntil = new Float64Array(size);
+    this.#suspect = new Uint8Array(size);
+    this.#importing = new Uint8Array(size);
+    this.#outbox = new Outbox(size);
     const wallNow = Date.now();
     rows.forEach((row, index) => {
       const { state } = row;
       const rank = STATUS_NAMES.indexOf(state.status);
       this.#rank[index] = rank;
-      if (state.status === "cooldown") this.#until[index] = Math.ceil(wallNow + state.remainingMs) + 1;
+      if (state.status === "cooldown") this.#until[index] = this.#deadline(wallNow, state.remainingMs);
       // The router's own states (a restore from saved state, marks made before attaching or while
-      // detached) are news to Redis, of unknown age: they are offered before the shared state is
-      // loaded. A milder record (say, a cooldown that ended long ago) never lowers them; a clear does.
-      if (rank !== READY) this.#queue(index, OFFER, rank, this.#until[index]!);
+      // detached) are news to Redis, of unknown age: offered before the shared state is loaded.
+      if (rank !== READY) this.#outbox.queue(index, OFFER, rank, this.#until[index]!);
     });
 
-    this.#unsubscribeRouter = router.subscribe(this.#onRouterEvent);
-    redis.on("ready", this.#onMainReady);
-    redis.on("close", this.#onMainLost);
-    redis.on("end", this.#onMainLost);
-    this.#subscriber = redis.duplicate();
-    this.#subscriber.on("message", this.#onMessage);
-    this.#subscriber.on("error", this.#onSubscriberError);
-    this.#subscriber.on("ready", this.#onSubscriberReady);
-    this.#subscriber.on("close", this.#onSubscriberLost);
-    this.#subscriber.on("end", this.#onSubscriberLost);
+    this.#subscription = connection.openSubscription();
+    try {
+      this.#stops.push(
+        this.#subscription.listen(this.#onMessage, this.#onSubscriberUp, this.#onSubscriberDown, this.#onSubscriberError),
+        connection.listen(this.#onMainUp, this.#onMainDown),
+        router.subscribe(this.#onRouterEvent),
+      );
+    } catch (error) {
+      for (const stop of this.#stops) stop();
+      void this.#subscription.close(0);
+      throw error;
+    }
     // Connects a client made with `lazyConnect`; failures arrive as `error` events, and the sync
     // subscribes again anyway.
-    this.#subscriber.subscribe(this.#layout.channel).then(undefined, ignore);
-    // A client its owner already ended will not come back by itself.
-    if (redis.status === "end") this.#lost();
+    this.#subscription.subscribe(this.#layout.channel).then(undefined, ignore);
+    this.#heartbeat = setInterval(this.#onHeartbeat, HEARTBEAT_MS);
+    (this.#heartbeat as { unref?: () => void }).unref?.();
     this.#schedule();
   }
 
@@ -332,14 +188,17 @@ class Link implements RedisLink {
   }
 
   async flush(): Promise<boolean> {
+    const target = this.#outbox.marks;
     for (;;) {
       // Checked after every wake: a write in flight when the connection drops may never settle (a
       // client that queues commands until it reconnects), and flush must not wait on it.
-      // A load in progress (a resync) is waited through; an offline link can't write.
       if (this.#closed || this.#status === "offline") return false;
-      if (!this.#pumping && !this.#scheduled) {
+      const done = this.#status === "ready" && !this.#needsSync && this.#retry === undefined && this.#suspects.length === 0;
+      if (done && this.#outbox.written >= target) return true;
+      if (!this.#pumping && !this.#scheduled && this.#writeTimer === undefined) {
         if (!this.#connected()) return false;
-        if (this.#retry === undefined && this.#dirtyList.length === 0 && !this.#needsSync) return true;
+        // Idle with nothing left to send: every mark before the call is written.
+        if (done && this.#outbox.size === 0) return true;
         // Something is pending but nothing is sending it: a failed write waits for its retry timer.
         if (this.#retryTimer !== undefined) return false;
         this.#schedule();
@@ -373,72 +232,58 @@ class Link implements RedisLink {
 
   // ---- local transitions (the hot path: runs inside the router's marks) ----
 
+  /** A cooldown's end as an integer of wall-clock ms, rounded up and capped. */
+  #deadline(wallNow: number, remainingMs: number): number {
+    // Date.now() is truncated to the millisecond: rounded up past it, a key is back a millisecond
+    // late rather than early (when it would meet the server's 429 again).
+    return Math.min(Math.ceil(wallNow + Math.min(remainingMs, this.#maxRetryAfterMs)) + 1, MAX_UNTIL);
+  }
+
   readonly #onRouterEvent = (event: RouterEvent): void => {
     // A state in one scope stays with this instance for now: written as key-wide, it would take the
     // key out of every scope on every instance.
-    if (event.scope !== undefined) return;
-    if (event.type !== "exhausted" && event.index === this.#importing) {
-      // The import's own change: the state came from Redis (#reconcile recorded it already). The
-      // emitter delivers events in order, so this is the first event for the key during the import;
-      // a listener's mark of the key, made in reply to it, comes after and is written as usual.
-      this.#importing = -1;
+    if (event.type === "exhausted" || event.scope !== undefined) return;
+    const index = event.index;
+    const importing = this.#importing[index]!;
+    if (importing !== 0 && importing - 1 === STATUS_NAMES.indexOf(event.type)) {
+      // The import's own change: the state came from Redis. The emitter delivers events in order,
+      // so this is the first event for the key at that state during the import; a listener's mark of
+      // the key, made in reply to it, comes after and is written as usual.
+      this.#importing[index] = 0;
       return;
     }
+    let mode = RAISE;
+    let rank: number;
+    let until = 0;
     switch (event.type) {
-      case "cooldown": {
-        // The event gives time from now; the shared state keeps wall-clock deadlines. Date.now() is
-        // truncated to the millisecond, so the deadline is rounded up past any rounding: a key back
-        // a millisecond late costs nothing, one back early meets the server's 429 again.
-        const until = Math.ceil(Date.now() + event.delayMs) + 1;
-        this.#rank[event.index] = COOLDOWN;
-        this.#until[event.index] = until;
-        this.#queue(event.index, RAISE, COOLDOWN, until);
-        return;
-      }
+      case "cooldown":
+        rank = COOLDOWN;
+        until = this.#deadline(Date.now(), event.delayMs);
+        break;
       case "blocked":
-      case "disabled": {
-        const rank = event.type === "blocked" ? BLOCKED : DISABLED;
-        this.#rank[event.index] = rank;
-        this.#until[event.index] = 0;
-        this.#queue(event.index, RAISE, rank, 0);
-        return;
-      }
+        rank = BLOCKED;
+        break;
+      case "disabled":
+        rank = DISABLED;
+        break;
       case "ready":
-        this.#rank[event.index] = READY;
-        this.#until[event.index] = 0;
+        this.#rank[index] = READY;
+        this.#until[index] = 0;
         // An expired cooldown is no news: every instance holds the same deadline.
-        if (event.reason === "cleared") this.#queue(event.index, CLEAR, READY, 0);
-        return;
-      case "exhausted":
-        return;
+        if (event.reason !== "cleared") return;
+        mode = CLEAR;
+        rank = READY;
+        break;
       default: {
         const unreachable: never = event;
         return unreachable;
       }
     }
+    this.#rank[index] = rank;
+    this.#until[index] = until;
+    this.#outbox.queue(index, mode, rank, until);
+    if (!this.#scheduled && !this.#pumping && this.#writeTimer === undefined && this.#status !== "offline") this.#schedule();
   };
-
-  /** Folds a transition into the key's pending ones and makes sure a write is on its way. */
-  #queue(index: number, mode: number, raise: number, until: number): void {
-    if (this.#dirty[index] === 0) {
-      this.#dirty[index] = 1;
-      this.#pendingMode[index] = mode;
-      this.#pendingRaise[index] = raise;
-      this.#pendingUntil[index] = until;
-      this.#dirtyList.push(index);
-    } else if (mode === CLEAR) {
-      // A clear makes what came before it moot.
-      this.#pendingMode[index] = CLEAR;
-      this.#pendingRaise[index] = raise;
-      this.#pendingUntil[index] = until;
-    } else {
-      // A fresh mark at least as severe as a state offered covers it (a clear no longer stops it).
-      if (mode === RAISE && this.#pendingMode[index] === OFFER && raise >= this.#pendingRaise[index]!) this.#pendingMode[index] = RAISE;
-      if (raise > this.#pendingRaise[index]!) this.#pendingRaise[index] = raise;
-      if (until > this.#pendingUntil[index]!) this.#pendingUntil[index] = until;
-    }
-    if (!this.#scheduled && !this.#pumping && this.#status !== "offline") this.#schedule();
-  }
 
   #schedule(): void {
     if (this.#scheduled || this.#closed) return;
@@ -448,7 +293,12 @@ class Link implements RedisLink {
 
   readonly #pumpTask = (): void => void this.#pump();
 
-  // ---- the writer: one script call or sync at a time, in order ----
+  readonly #onWriteTimer = (): void => {
+    this.#writeTimer = undefined;
+    this.#schedule();
+  };
+
+  // ---- the writer: one script call at a time, in order ----
 
   async #pump(): Promise<void> {
     this.#scheduled = false;
@@ -460,16 +310,33 @@ class Link implements RedisLink {
         if (this.#needsSync) {
           operation = "load";
           await this.#sync();
-          continue;
+        } else if (this.#suspects.length !== 0) {
+          operation = "load";
+          await this.#reload();
+        } else if (this.#retry !== undefined || this.#outbox.size !== 0) {
+          const wait = this.#lastWriteAt + this.#writeIntervalMs - performance.now();
+          if (this.#retry === undefined && wait > 0) {
+            // Wrote a moment ago: what comes meanwhile goes in the next batch.
+            this.#writeTimer ??= setTimeout(this.#onWriteTimer, wait);
+            break;
+          }
+          operation = "write";
+          this.#lastWriteAt = performance.now();
+          await this.#write(this.#retry ?? this.#nextBatch());
+          this.#retryDelayMs = RETRY_MIN_MS;
+        } else if (this.#probeDue) {
+          operation = "load";
+          this.#probeDue = false;
+          await this.#probe();
+        } else {
+          break;
         }
-        if (this.#retry === undefined && this.#dirtyList.length === 0) break;
-        operation = "write";
-        await this.#write(this.#retry ?? this.#takeDirty());
-        this.#retryDelayMs = RETRY_MIN_MS;
       }
     } catch (error) {
       // Whatever was lost, a resync after the next success puts it right.
       this.#needsSync = true;
+      this.#quietSync = false;
+      this.#sequence.loadFailed();
       if (!this.#closed) {
         this.#report(operation, error);
         if (!this.#connected()) this.#setStatus("offline");
@@ -481,212 +348,285 @@ class Link implements RedisLink {
     }
   }
 
+  /** The pending transitions of up to {@link CHUNK} keys, in flight from now. */
+  #nextBatch(): Batch {
+    const batch = this.#outbox.take();
+    this.#addArgs(batch);
+    return batch;
+  }
+
+  #addArgs(batch: Batch): void {
+    this.#outbox.seal(batch);
+    const { flight } = this.#outbox;
+    const args = batch.args;
+    for (const index of batch.indices) {
+      const at = index * 3;
+      args.push(this.#ids[index]!, String(flight[at]), String(flight[at + 1]), String(flight[at + 2]));
+    }
+  }
+
   /**
-   * Writes what was done while away, loads every key's shared state, offers the local state of keys
-   * Redis has no record of (after a data loss), and is ready.
+   * Loads every key's shared state, in one script call per {@link CHUNK} keys, each key carrying its
+   * pending transition (taken at that moment), or a restore of its local state when it holds one out
+   * (raising only a missing record: the last writes before a restart that persistence missed), or a
+   * read. Marks made meanwhile stay pending for the writes after. Then checks that no message fell
+   * between, and is ready.
    */
   async #sync(): Promise<void> {
+    const quiet = this.#quietSync && this.#status === "ready";
     this.#needsSync = false;
-    this.#setStatus("connecting");
-    // After an outage Redis may have lost its data and restarted its versions: take what comes.
-    if (this.#synced) this.#sharedVersion.fill(0);
+    this.#quietSync = false;
+    if (!quiet) this.#setStatus("connecting");
     // Subscribed before loading, so that no change falls between the load and the subscription.
-    await this.#subscriber.subscribe(this.#layout.channel);
-    while (this.#retry !== undefined || this.#dirtyList.length !== 0) await this.#write(this.#retry ?? this.#takeDirty());
-
-    const absent: number[] = [];
-    for (let start = 0; start < this.#ids.length; start += CHUNK) {
-      const fields = this.#ids.slice(start, start + CHUNK);
-      const values = await this.#redis.hmget(this.#layout.stateKey, EPOCH_FIELD, ...fields);
-      if (!Array.isArray(values)) throw new TypeError(`HMGET returned ${describe(values)}, expected an array`);
-      this.#adoptEpoch(values[0]);
-      const incoming: Incoming[] = [];
-      fields.forEach((id, offset) => {
-        const value = values[offset + 1];
-        const entry = typeof value === "string" ? parseRecord(id, value) : undefined;
-        if (entry === undefined) absent.push(start + offset);
-        else incoming.push({ ...entry, index: start + offset });
-      });
-      this.#receive(incoming);
-    }
-
-    // Keys this instance holds out with no record (the last writes before a restart that a
-    // persistence snapshot missed): offered again. A loss of the whole state shows as a new epoch
-    // instead, which offers every state this instance holds (see #adoptEpoch).
-    for (let start = 0; start < absent.length; start += CHUNK) {
+    await this.#subscription.subscribe(this.#layout.channel);
+    if (this.#retry !== undefined) await this.#write(this.#retry);
+    // What Redis says now is the newest state: the versions known are void.
+    this.#version.fill(0);
+    this.#sequence.loadStarted();
+    let floor = -1;
+    const size = this.#ids.length;
+    for (let start = 0; start < size; start += CHUNK) {
+      const batch = this.#outbox.open();
       const wallNow = Date.now();
-      const indices = absent.slice(start, start + CHUNK).filter((index) => {
+      for (let index = start; index < Math.min(start + CHUNK, size); index++) {
         const rank = this.#rank[index]!;
-        if (this.#dirty[index] !== 0 || rank === READY) return false;
-        return rank !== COOLDOWN || this.#until[index]! > wallNow;
-      });
-      if (indices.length === 0) continue;
-      for (const index of indices) this.#setFlight(index, OFFER, this.#rank[index]!, this.#until[index]!);
-      await this.#write(this.#batchOf(indices));
+        if (this.#outbox.takeOne(index, batch)) continue;
+        if (rank !== READY && (rank !== COOLDOWN || this.#until[index]! > wallNow)) this.#outbox.add(batch, index, RESTORE, rank, this.#until[index]!);
+        else this.#outbox.add(batch, index, RAISE, READY, 0);
+      }
+      this.#addArgs(batch);
+      const seq = await this.#write(batch);
+      if (floor < 0) floor = seq;
     }
-
+    if (size === 0) floor = await this.#probe();
+    if (!this.#sequence.loadEnded(floor)) this.#needsSync = true;
+    this.#nextAnnounce = Date.now() + ANNOUNCE_MS;
     if (!this.#needsSync && this.#connected()) {
-      this.#synced = true;
       this.#retryDelayMs = RETRY_MIN_MS;
       this.#connectErrorReported = false;
       this.#setStatus("ready");
+    } else {
+      // Not done (a gap, or the connection went): once more when it can.
+      this.#needsSync = true;
     }
   }
 
-  /** Takes up to {@link CHUNK} keys' pending transitions as the next batch; they are in flight until it is answered. */
-  #takeDirty(): Batch {
-    const indices = this.#dirtyList.length <= CHUNK ? this.#dirtyList : this.#dirtyList.slice(0, CHUNK);
-    this.#dirtyList = indices === this.#dirtyList ? [] : this.#dirtyList.slice(CHUNK);
+  /** Loads the keys whose reply was older than the state known (see {@link #applyReply}). */
+  async #reload(): Promise<void> {
+    const indices = this.#suspects.splice(0, CHUNK);
+    const batch = this.#outbox.open();
     for (const index of indices) {
-      this.#dirty[index] = 0;
-      this.#setFlight(index, this.#pendingMode[index]!, this.#pendingRaise[index]!, this.#pendingUntil[index]!);
+      this.#suspect[index] = 0;
+      // What Redis says is the newest state of the key: its version known is void.
+      this.#version[index] = 0;
+      if (!this.#outbox.takeOne(index, batch) && !this.#outbox.isInFlight(index)) this.#outbox.add(batch, index, RAISE, READY, 0);
     }
-    return this.#batchOf(indices);
-  }
-
-  #setFlight(index: number, mode: number, raise: number, until: number): void {
-    this.#inFlight[index] = 1;
-    this.#flightMode[index] = mode;
-    this.#flightRaise[index] = raise;
-    this.#flightUntil[index] = until;
-  }
-
-  /** The next batch: the keys' in-flight transitions, under a new number. */
-  #batchOf(indices: number[]): Batch {
-    const args: string[] = [];
-    for (const index of indices) {
-      args.push(this.#ids[index]!, String(this.#flightMode[index]), String(this.#flightRaise[index]), String(this.#flightUntil[index]));
-    }
-    return { number: ++this.#batchNumber, indices, args };
+    this.#addArgs(batch);
+    await this.#write(batch);
   }
 
   /**
-   * Runs the script on a batch and applies the merged states it returns. A batch that fails stays
-   * the one to send next, under the same number, so that the script can tell a resend; its
-   * transitions stay in flight meanwhile.
+   * The heartbeat: a script call without transitions (it prunes a little). Redis's counter behind the
+   * last message seen means a forged or repeated message; ahead of it twice in a row, a lost one.
+   * Returns the counter.
    */
-  async #write(batch: Batch): Promise<void> {
-    this.#retry = batch;
-    const { stateKey, batchKey, channel } = this.#layout;
-    const reply = await evalApplyScript(this.#redis, [stateKey, batchKey], [
+  async #probe(): Promise<number> {
+    const reply = await this.#run({ number: 0, indices: [], args: [], covers: -1 }, SWEEP_COUNT);
+    const seq = this.#applyReply(reply, []);
+    if (!this.#needsSync && this.#sequence.heartbeat(seq)) this.#needsSync = true;
+    return seq;
+  }
+
+  #run(batch: Batch, sweep = "0"): Promise<unknown> {
+    const { channel } = this.#layout;
+    const wallNow = Date.now();
+    return runApplyScript(this.#connection, this.#keys, [
       channel,
       this.instanceId,
       String(batch.number),
-      String(Date.now()),
+      String(wallNow),
       // The epoch the state starts if Redis has none: unique, as this instance's batch numbers are.
-      `${this.instanceId}-${batch.number}`,
+      `${this.instanceId}-${batch.number}-${wallNow}`,
+      String(wallNow + HOLD_MS),
+      String(RETAIN_MS),
+      String(GUARD_MS),
+      sweep,
       ...batch.args,
     ]);
+  }
+
+  /**
+   * Runs the script on a batch and applies the states it returns. A batch that fails stays the one
+   * to send next, under the same number, so that the script can tell a resend; its transitions stay
+   * in flight meanwhile. Returns the counter after the batch.
+   */
+  async #write(batch: Batch): Promise<number> {
+    this.#retry = batch;
+    const reply = await this.#run(batch);
     if (this.#retry === batch) this.#retry = undefined;
-    // Answered: each key's shared state now includes its transition (a resync puts right a bad reply).
-    for (const index of batch.indices) this.#inFlight[index] = 0;
-    if (!Array.isArray(reply) || reply.length !== batch.indices.length + 1) {
-      throw new TypeError(`the script returned ${describe(reply)}, expected an array of ${batch.indices.length + 1}`);
+    // Answered: each key's shared state now includes its transition.
+    this.#outbox.settle(batch);
+    const seq = this.#applyReply(reply, batch.indices);
+    this.#wake();
+    return seq;
+  }
+
+  /** Takes a reply's epoch, counter and records; brings the router in line for `indices`. */
+  #applyReply(reply: unknown, indices: readonly number[]): number {
+    if (!Array.isArray(reply) || reply.length !== indices.length + 2 || typeof reply[1] !== "string") {
+      throw new TypeError(`the script returned ${describe(reply)}, expected an array of ${indices.length + 2}`);
     }
-    if (this.#closed) return;
+    const seq = readCount(reply[1]);
+    if (seq < 0) throw new TypeError("the script returned an unreadable counter");
+    if (this.#closed) return seq;
     this.#adoptEpoch(reply[0]);
-    for (const entry of this.#parseEntries(reply.slice(1))) this.#record(entry);
-    // Every key of the batch, also those whose reply is older than a state received meanwhile (that
-    // state was merged after this batch, so it includes it): their in-flight layer is gone.
+    if (this.#sequence.farAhead(seq)) {
+      // Redis's own word: taken, but worth telling.
+      this.#report("load", new Error(`the shared state's version jumped more than 2^31 ahead (from ${this.#sequence.newest} to ${seq})`));
+    }
+    this.#sequence.saw(seq);
     const wallNow = Date.now();
-    for (const index of batch.indices) this.#reconcile(index, wallNow);
+    const scratch = this.#scratch;
+    let malformed = 0;
+    for (let k = 0; k < indices.length; k++) {
+      const index = indices[k]!;
+      const text = reply[k + 2];
+      if (typeof text !== "string" || !readRecord(text, scratch)) {
+        malformed++;
+        continue;
+      }
+      const version = scratch[2]!;
+      const known = this.#version[index]!;
+      if (version > known || (version === 0 && known <= seq)) {
+        // Newer; or no record at all where the state known is older than this reply (pruned or
+        // deleted: a key without a record is ready).
+        this.#record(index, version, scratch[0]!, scratch[1]!, wallNow);
+      } else if (version < known && known <= seq && this.#suspect[index] === 0) {
+        // Older than a state known from before this reply: someone reset the counter. Never revert
+        // silently: load the key again.
+        this.#suspect[index] = 1;
+        this.#suspects.push(index);
+      }
+    }
+    if (malformed !== 0) this.#report("write", new Error(`${malformed} malformed records in the script's reply were skipped`));
+    for (const index of indices) this.#reconcile(index, wallNow);
+    this.#importGathered(wallNow);
+    return seq;
   }
 
   // ---- other instances' transitions ----
 
   readonly #onMessage = (channel: string, message: string): void => {
     if (this.#closed || channel !== this.#layout.channel || typeof message !== "string") return;
-    const [sender, epoch, ...entries] = message.split(" ");
-    if (entries.length === 0) return this.#report("message", new Error("a message without entries was skipped"));
-    if (sender === this.instanceId) return;
+    const first = message.indexOf(" ");
+    const second = first < 0 ? -1 : message.indexOf(" ", first + 1);
+    const third = second < 0 ? -1 : message.indexOf(" ", second + 1);
+    const seq = third < 0 ? -1 : readCount(message, second + 1, third);
+    if (seq < 0) return this.#report("message", new Error("a message without a valid header was skipped"));
+    const epoch = message.slice(first + 1, second);
     if (this.#epoch !== undefined && epoch !== this.#epoch) {
       // Of another epoch than this instance knows: Redis lost the state, or this is news from before
       // the loss. The load tells which.
-      this.#needsSync = true;
-      this.#schedule();
-      return;
+      return this.#resync();
     }
-    try {
-      this.#receive(this.#parseEntries(entries));
-    } catch (error) {
-      this.#report("message", error);
+    const verdict = this.#sequence.message(seq);
+    if (verdict === REFUSE) {
+      this.#report("message", new Error(`a change at version ${seq}, more than 2^31 ahead of the newest known (${this.#sequence.newest}), was refused`));
+      return this.#resync();
     }
+    // A gap (a message lost) or a repeat (a forged one, or a counter reset): load everything again.
+    if (verdict !== APPLY) this.#resync();
+    if (verdict === SKIP_AND_RESYNC) return;
+    // Its own changes came with the script's reply.
+    if (first === this.instanceId.length && message.startsWith(this.instanceId)) return;
+    this.#applyEntries(message, third + 1, seq);
   };
 
+  #resync(): void {
+    this.#needsSync = true;
+    this.#schedule();
+  }
+
+  /** Applies a message's entries `"<field>|<status>|<until>…"` from `from` on, at version `version`. */
+  #applyEntries(message: string, from: number, version: number): void {
+    const wallNow = Date.now();
+    const scratch = this.#scratch;
+    let malformed = 0;
+    let at = from;
+    while (at < message.length) {
+      let end = message.indexOf(" ", at);
+      if (end < 0) end = message.length;
+      const bar = message.indexOf("|", at);
+      if (bar < 0 || bar > end || !readState(message, bar + 1, end, scratch)) {
+        malformed++;
+      } else if (bar - at === 64) {
+        // A field with a scope ("<fingerprint>/<scope>") is longer: not one this instance knows.
+        const index = this.#indexOfId.get(message.slice(at, bar));
+        if (index !== undefined && version > this.#version[index]!) {
+          this.#record(index, version, scratch[0]!, scratch[1]!, wallNow);
+          this.#reconcile(index, wallNow);
+        }
+      } else if (bar - at < 64 || message.charCodeAt(at + 64) !== 47) {
+        malformed++;
+      }
+      at = end + 1;
+    }
+    this.#importGathered(wallNow);
+    if (malformed !== 0) this.#report("message", new Error(`${malformed} malformed entries were skipped`));
+  }
+
   /**
-   * Takes the shared state's epoch from a script reply or the load (`undefined`: Redis holds no
-   * state). A change after a known epoch means Redis lost the state: the versions known are void, and
-   * every state this instance holds out goes back in as an offer (a clear made since wins, a milder
-   * mark made since does not), then everything is loaded again.
+   * Takes the shared state's epoch from a script reply. A change after a known epoch means Redis lost
+   * the state: the versions known are void, every state this instance holds out goes back in as an
+   * offer (a clear made since wins, a milder mark made since does not), and everything is loaded again.
    */
   #adoptEpoch(value: unknown): void {
     const epoch = typeof value === "string" ? value : undefined;
     if (epoch === this.#epoch) return;
     const known = this.#epoch !== undefined;
     this.#epoch = epoch;
+    this.#sequence.reset();
     if (!known) return;
-    this.#sharedVersion.fill(0);
+    this.#version.fill(0);
     this.#needsSync = true;
     const wallNow = Date.now();
     for (let index = 0; index < this.#ids.length; index++) {
       const rank = this.#rank[index]!;
-      if (rank !== READY && (rank !== COOLDOWN || this.#until[index]! > wallNow)) this.#queue(index, OFFER, rank, this.#until[index]!);
+      if (rank !== READY && (rank !== COOLDOWN || this.#until[index]! > wallNow)) this.#outbox.queue(index, OFFER, rank, this.#until[index]!);
     }
   }
 
-  /** Parses script reply or message entries; unknown fingerprints are other routers' keys. */
-  #parseEntries(texts: readonly unknown[]): Incoming[] {
-    const incoming: Incoming[] = [];
-    let malformed = 0;
-    for (const text of texts) {
-      const entry = typeof text === "string" ? parseEntry(text) : undefined;
-      if (entry === undefined) {
-        malformed++;
-        continue;
-      }
-      const index = this.#indexOfId.get(entry.id);
-      if (index !== undefined) incoming.push({ ...entry, index });
-    }
-    if (malformed !== 0) this.#report("message", new Error(`${malformed} malformed entries were skipped`));
-    return incoming;
-  }
-
-  /** Records shared states newer than the last known for their key, and brings the router in line. */
-  #receive(incoming: readonly Incoming[]): void {
-    if (incoming.length === 0 || this.#closed) return;
-    const wallNow = Date.now();
-    for (const entry of incoming) if (this.#record(entry)) this.#reconcile(entry.index, wallNow);
-  }
-
-  /** Keeps a shared state if it is newer than the last known for its key; says whether it was. */
-  #record({ index, version, rank, until }: Incoming): boolean {
-    if (version <= this.#sharedVersion[index]!) return false;
-    this.#sharedVersion[index] = version;
+  /** Keeps a shared state; its deadline no later than `maxRetryAfterMs` from now. */
+  #record(index: number, version: number, rank: number, until: number, wallNow: number): void {
+    this.#version[index] = version;
     this.#sharedRank[index] = rank;
-    this.#sharedUntil[index] = until;
-    return true;
+    this.#sharedUntil[index] = rank === COOLDOWN ? Math.min(until, Math.ceil(wallNow + this.#maxRetryAfterMs)) : 0;
   }
 
   /**
    * Sets the router's state of one key to what the script will make of it: the newest shared state,
    * with this instance's transitions in flight, then those not yet sent, merged on top by the same
-   * rule. So a state from elsewhere never lowers a local transition Redis has not answered, nor
-   * shortens its cooldown; a clear from elsewhere that came after it applies once the reply shows so.
-   * Imports only where the result differs from the router's state.
+   * rule (merge.ts, invariant 3). Imports only where the result differs from the router's state.
    */
   #reconcile(index: number, wallNow: number): void {
+    const scratch = this.#scratch;
     let rank = this.#sharedRank[index]!;
     let until = this.#sharedUntil[index]!;
     // A shared "ready" record is a clear (an ended cooldown stays a cooldown in Redis).
-    let cleared = rank === READY && this.#sharedVersion[index] !== 0;
-    if (this.#inFlight[index] !== 0) {
-      const mode = this.#flightMode[index]!;
-      [rank, until] = merge(rank, until, mode, this.#flightRaise[index]!, this.#flightUntil[index]!, wallNow);
+    let cleared = rank === READY && this.#version[index] !== 0;
+    const outbox = this.#outbox;
+    if (outbox.isInFlight(index)) {
+      const at = index * 3;
+      const mode = outbox.flight[at]!;
+      merge(rank, until, mode, outbox.flight[at + 1]!, outbox.flight[at + 2]!, wallNow, scratch);
+      (rank = scratch[0]!), (until = scratch[1]!);
       if (mode === CLEAR) cleared = true;
     }
-    if (this.#dirty[index] !== 0) {
-      const mode = this.#pendingMode[index]!;
-      [rank, until] = merge(rank, until, mode, this.#pendingRaise[index]!, this.#pendingUntil[index]!, wallNow);
+    if (outbox.isPending(index)) {
+      const at = index * 3;
+      const mode = outbox.pending[at]!;
+      merge(rank, until, mode, outbox.pending[at + 1]!, outbox.pending[at + 2]!, wallNow, scratch);
+      (rank = scratch[0]!), (until = scratch[1]!);
       if (mode === CLEAR) cleared = true;
     }
     if (rank === COOLDOWN && until <= wallNow) (rank = READY), (until = 0);
@@ -703,44 +643,49 @@ class Link implements RedisLink {
     else if (rank === READY) (entry.status = "cooldown"), (entry.until = wallNow);
     this.#rank[index] = rank;
     this.#until[index] = until;
-    // One key per import: its own event is then the first the link hears (see #onRouterEvent).
-    this.#importing = index;
+    this.#imports.push(entry);
+    this.#importIndices.push(index);
+  }
+
+  /** Makes the imports gathered by {@link #reconcile}, in one call. */
+  #importGathered(wallNow: number): void {
+    const keys = this.#imports;
+    if (keys.length === 0) return;
+    const indices = this.#importIndices;
+    this.#imports = [];
+    this.#importIndices = [];
+    for (const index of indices) this.#importing[index] = this.#rank[index]! + 1;
     try {
-      this.#router.importState({ version: 1, savedAt: wallNow, keys: [entry] });
+      this.#router.importState({ version: 1, savedAt: wallNow, keys });
     } catch (error) {
       this.#report("apply", error);
     } finally {
-      this.#importing = -1;
+      for (const index of indices) this.#importing[index] = 0;
     }
   }
 
   // ---- connections ----
 
   #connected(): boolean {
-    const main = this.#redis.status;
-    const subscriber = this.#subscriber.status;
-    // "wait" is ioredis's lazyConnect before the first command, which connects it.
-    const mainUp = typeof main === "string" ? main === "ready" || main === "wait" : this.#mainUp;
-    const subscriberUp = typeof subscriber === "string" ? subscriber === "ready" : this.#subscriberUp;
-    return mainUp && subscriberUp;
+    return (this.#connection.up ?? this.#mainUp) && (this.#subscription.up ?? this.#subscriberUp);
   }
 
-  readonly #onMainReady = (): void => {
+  readonly #onMainUp = (): void => {
     this.#mainUp = true;
     this.#schedule();
   };
 
-  readonly #onSubscriberReady = (): void => {
+  readonly #onSubscriberUp = (): void => {
     this.#subscriberUp = true;
     this.#schedule();
   };
 
-  readonly #onMainLost = (): void => {
+  readonly #onMainDown = (): void => {
     this.#mainUp = false;
     this.#lost();
   };
 
-  readonly #onSubscriberLost = (): void => {
+  readonly #onSubscriberDown = (): void => {
     this.#subscriberUp = false;
     this.#lost();
   };
@@ -751,10 +696,22 @@ class Link implements RedisLink {
     this.#report("connect", error);
   };
 
+  readonly #onHeartbeat = (): void => {
+    if (this.#status !== "ready") return;
+    if (Date.now() >= this.#nextAnnounce) {
+      // Says again which keys this instance holds (a quiet resync), so that Redis keeps their records.
+      this.#needsSync = true;
+      this.#quietSync = true;
+    }
+    this.#probeDue = true;
+    this.#schedule();
+  };
+
   #lost(): void {
     if (this.#closed) return;
     // Messages were missed: load everything again once back.
     this.#needsSync = true;
+    this.#quietSync = false;
     this.#setStatus("offline");
   }
 
@@ -771,31 +728,19 @@ class Link implements RedisLink {
   }
 
   async #close(): Promise<void> {
-    this.#unsubscribeRouter();
-    if (this.#status === "ready") await withTimeout(this.flush(), CLOSE_TIMEOUT_MS);
+    this.#stops.pop()?.(); // the router's events first: nothing more to write
+    const ready = this.#status === "ready";
+    if (ready) await withTimeout(this.flush(), CLOSE_TIMEOUT_MS);
     this.#closed = true;
     clearTimeout(this.#retryTimer);
+    clearTimeout(this.#writeTimer);
+    this.#writeTimer = undefined;
+    clearInterval(this.#heartbeat);
     this.#retryTimer = undefined;
-    this.#redis.off("ready", this.#onMainReady);
-    this.#redis.off("close", this.#onMainLost);
-    this.#redis.off("end", this.#onMainLost);
-    const subscriber = this.#subscriber;
-    subscriber.off("message", this.#onMessage);
-    subscriber.off("ready", this.#onSubscriberReady);
-    subscriber.off("close", this.#onSubscriberLost);
-    subscriber.off("end", this.#onSubscriberLost);
-    // The error listener stays (ignoring everything now), so that ioredis does not log errors of a
-    // connection being ended as unhandled.
-    try {
-      if (subscriber.status === undefined || subscriber.status === "ready") await withTimeout(subscriber.quit(), CLOSE_TIMEOUT_MS);
-    } catch {
-      // Ending it below is enough.
-    }
-    try {
-      subscriber.disconnect();
-    } catch {
-      // Already ended.
-    }
+    for (const stop of this.#stops) stop();
+    // This instance's batch counter: nobody else reads it.
+    if (ready && this.#connected()) await withTimeout(this.#connection.eval(DELETE_SCRIPT, [this.#layout.batchKey], []), CLOSE_TIMEOUT_MS);
+    await this.#subscription.close(CLOSE_TIMEOUT_MS);
     this.#setStatus("closed");
     this.#listeners = [];
   }
@@ -829,32 +774,6 @@ class Link implements RedisLink {
     this.#waiters = [];
     for (const wake of waiters) wake();
   }
-}
-
-function checkMethods(name: string, value: unknown, methods: readonly string[]): void {
-  if (typeof value !== "object" || value === null) throw new TypeError(`${name} must be an object, received ${describe(value)}`);
-  for (const method of methods) {
-    const member = (value as Record<string, unknown>)[method];
-    if (typeof member !== "function") throw new TypeError(`${name}.${method} must be a function, received ${describe(member)}`);
-  }
-}
-
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(undefined), ms);
-    (timer as { unref?: () => void }).unref?.();
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      () => {
-        clearTimeout(timer);
-        resolve(undefined);
-      },
-    );
-  });
 }
 
 function ignore(): void {}

@@ -80,12 +80,13 @@ function installExitHook(): void {
  * Starts `redis-server` on 127.0.0.1 at a free port (or `port`), without persistence.
  * @throws Error when no `redis-server` is installed or it does not start within 5 s.
  */
-export async function startRedisServer(options: { port?: number; binary?: string } = {}): Promise<RedisServer> {
+export async function startRedisServer(options: { port?: number; binary?: string; args?: readonly string[]; cwd?: string } = {}): Promise<RedisServer> {
   const binary = options.binary ?? findRedisServer();
   if (binary === undefined) throw new Error(`redis-server is not installed (${INSTALL_HINT})`);
   const port = options.port ?? (await freePort());
+  const extra = options.args ?? [];
   installExitHook();
-  let child: ChildProcess | undefined = await spawnServer(binary, port);
+  let child: ChildProcess | undefined = await spawnServer(binary, port, extra, options.cwd);
 
   return {
     port,
@@ -100,16 +101,16 @@ export async function startRedisServer(options: { port?: number; binary?: string
     },
     async restart() {
       if (child !== undefined) await killChild(child);
-      child = await spawnServer(binary, port);
+      child = await spawnServer(binary, port, extra, options.cwd);
     },
   };
 }
 
-async function spawnServer(binary: string, port: number): Promise<ChildProcess> {
+async function spawnServer(binary: string, port: number, extra: readonly string[] = [], cwd?: string): Promise<ChildProcess> {
   const child = spawn(
     binary,
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
-    { stdio: ["ignore", "ignore", "pipe"] },
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning", ...extra],
+    { stdio: ["ignore", "ignore", "pipe"], ...(cwd === undefined ? {} : { cwd }) },
   );
   live.add(child);
   child.once("exit", () => live.delete(child));
@@ -128,7 +129,7 @@ async function spawnServer(binary: string, port: number): Promise<ChildProcess> 
 }
 
 /** Whether something on the port answers a RESP `PING` with `+PONG`. */
-function answersPing(port: number): Promise<boolean> {
+export function answersPing(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = new Socket();
     let answer = "";

@@ -20,7 +20,7 @@
 
 // Severity ranks and status names are the core's own: a raise never lowers a rank, only a clear does.
 // (A module of constants only: the Redis entry bundles it, not the router.)
-import { BLOCKED, COOLDOWN, DISABLED, READY, STATUS_NAMES } from "../key-state.js";
+import { BLOCKED, COOLDOWN, DISABLED, READY, STATUS_NAMES } from "./core.js";
 
 export { BLOCKED, COOLDOWN, DISABLED, READY, STATUS_NAMES };
 
