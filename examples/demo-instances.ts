@@ -144,7 +144,9 @@ async function runMode(
         if (link.status !== "ready") throw new Error(`Redis at ${redisUrl} cannot be reached (the link is ${link.status})`);
         links.push(link);
       }
-      gateways.push(await startGateway({ upstream: upstream.url, keys: router, clientToken, maxWaitMs: DEMO.maxWaitMs }));
+      // Cooldowns key-wide: the Redis link shares key-wide states only (a state in one scope stays
+      // with its instance), and sharing them is what this demo shows.
+      gateways.push(await startGateway({ upstream: upstream.url, keys: router, clientToken, maxWaitMs: DEMO.maxWaitMs, scopeByModel: false }));
     }
     const result = await runLoad({
       baseUrls: gateways.map((gateway) => gateway.url),
