@@ -7,6 +7,9 @@
  * - `GET /events`: server-sent events: `hello` (everything, on connecting and when the admin watches
  *   another gateway), `keys` (the rows that changed, within 50 ms of a change of state, and each
  *   second for the counters), `tick` (each second: totals and the per-second series).
+ * - `GET /metrics`: the router's metrics in Prometheus's text format, from `credential-router/otel`'s
+ *   `instrument()` through the OpenTelemetry Prometheus exporter (see the README's "Watching your
+ *   keys" for the names).
  * - `GET /keys`: what the gateway's own `GET /keys` answers.
  * - `POST /keys/<index>/clear`, `POST /keys/<index>/disable`: `router.clearCooldown(key)` (every
  *   scope too) and `router.markDisabled(key, { reason: "manual" })`.
@@ -27,7 +30,10 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
+import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import type { CredentialRouter, KeyStatus, RouterEvent } from "../src/index.js";
+import { instrument } from "../src/otel/index.js";
 import type { GatewaySeries, GatewayStats, GatewayTotals, KeyCounts } from "./gateway-stats.js";
 import { listen } from "./program.js";
 
@@ -97,6 +103,7 @@ const EVENT_DELAY_MS = 50;
 
 const LOOPBACK_HOST = /^(?:127\.0\.0\.1|localhost|\[::1\])(?::\d{1,5})?$/i;
 const KEY_ACTION = /^\/keys\/(\d{1,9})\/(clear|disable)$/;
+const GET_ROUTES = new Set(["/", "/events", "/metrics", "/keys", "/favicon.ico"]);
 
 /** The dashboard page, with a policy that lets it run its own script and style only. */
 function loadPage(): { html: string; policy: string } {
@@ -139,6 +146,19 @@ export async function startAdmin(options: AdminOptions = {}): Promise<Admin> {
   let soonTimer: NodeJS.Timeout | undefined;
   let expiryTimer: NodeJS.Timeout | undefined;
   let framing = false;
+  // The watched router's metrics: a meter provider of its own, read by the exporter at each scrape.
+  let metrics: { exporter: PrometheusExporter; provider: MeterProvider; stop: () => void } | undefined;
+  const measure = (next: AdminSource | undefined) => {
+    if (metrics !== undefined) {
+      metrics.stop();
+      void metrics.provider.shutdown().catch(() => {});
+      metrics = undefined;
+    }
+    if (next === undefined) return;
+    const exporter = new PrometheusExporter({ preventServerStart: true });
+    const provider = new MeterProvider({ readers: [exporter] });
+    metrics = { exporter, provider, stop: instrument(next.router, { meter: provider.getMeter("credential-router") }) };
+  };
 
   const broadcast = (event: string, data: unknown) => {
     const text = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
@@ -265,6 +285,9 @@ export async function startAdmin(options: AdminOptions = {}): Promise<Admin> {
       return sendJson(response, 200, { index, hint: row.hint, state: row.state, ...(row.reason === undefined ? {} : { reason: row.reason }) });
     }
 
+    if (!GET_ROUTES.has(path)) {
+      return sendJson(response, 404, adminError(`No route for ${method} ${path}; the admin serves /, /events, /metrics, /keys and POST /keys/<index>/clear or /disable.`, "not_found"));
+    }
     if (method !== "GET" && method !== "HEAD") {
       response.setHeader("allow", "GET, HEAD");
       return sendJson(response, 405, adminError(`Use GET ${path}.`, "method_not_allowed"));
@@ -291,11 +314,13 @@ export async function startAdmin(options: AdminOptions = {}): Promise<Admin> {
         return;
       case "/keys":
         return sendJson(response, 200, source === undefined ? { size: 0, nextReadyInMs: null, keys: [] } : keyList(source.router));
-      case "/favicon.ico":
+      case "/metrics":
+        if (metrics === undefined) return sendJson(response, 503, adminError("The admin is not watching a gateway yet.", "no_gateway"));
+        return metrics.exporter.getMetricsRequestHandler(request, response);
+      default:
+        // The browser's favicon.ico: none.
         response.writeHead(204);
         return void response.end();
-      default:
-        return sendJson(response, 404, adminError(`No route for ${method} ${path}; the admin serves /, /events, /keys and POST /keys/<index>/clear or /disable.`, "not_found"));
     }
   };
 
@@ -311,11 +336,13 @@ export async function startAdmin(options: AdminOptions = {}): Promise<Admin> {
         clearInterval(tickTimer);
       }
       source = next;
+      measure(next);
       follow();
       if (streams.size > 0) broadcast("hello", hello());
     },
     close: () => {
       source = undefined;
+      measure(undefined);
       for (const stream of streams) stream.end();
       streams.clear();
       follow();
