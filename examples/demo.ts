@@ -21,7 +21,7 @@ import { parseArgs } from "node:util";
 import { startAdmin, type Admin } from "./gateway-admin.js";
 import { startGateway, type Gateway } from "./gateway.js";
 import type { GatewayTotals } from "./gateway-stats.js";
-import { formatSummary, keyRows, percentile, printTable, runLoad, startProgress, stateCounts, type LoadProgress, type LoadResult } from "./load.js";
+import { formatSummary, keyRows, printTable, runLoad, startProgress, stateCounts, type LoadProgress, type LoadResult } from "./load.js";
 import { mulberry32, startMockUpstream, type MockKeyStats, type MockUpstream, type MockUpstreamOptions } from "./mock-upstream.js";
 import { runAsProgram } from "./program.js";
 
@@ -191,7 +191,6 @@ function sideBySide(header: readonly string[], rows: ReadonlyArray<readonly stri
 
 /** The comparison of runs 1 and 2. */
 export function formatPreemptive(on: DemoRun, off: DemoRun): string {
-  const p95 = (run: DemoRun) => `${Math.round(percentile(run.clients.latenciesMs, 95))} ms`;
   return [
     "Pre-emptive cooldowns (the router's `preemptive` option), one model:",
     sideBySide(
@@ -201,7 +200,6 @@ export function formatPreemptive(on: DemoRun, off: DemoRun): string {
         ["requests served", `${on.clients.served}/${on.clients.requests}`, `${off.clients.served}/${off.clients.requests}`, ""],
         ["failed", failures(on.clients), failures(off.clients), ""],
         ["requests that waited for a key", String(on.gateway.waited), String(off.gateway.waited), ""],
-        ["p95 latency", p95(on), p95(off), ""],
       ],
     ),
   ].join("\n");
@@ -209,7 +207,6 @@ export function formatPreemptive(on: DemoRun, off: DemoRun): string {
 
 /** The comparison of runs 3 and 4. */
 export function formatScopes(scoped: DemoRun, unscoped: DemoRun): string {
-  const p95 = (run: DemoRun) => `${Math.round(percentile(run.clients.latenciesMs, 95))} ms`;
   const { large, small, largeEvery, largeRequestsPerWindow } = DEMO.models;
   return [
     `Cooldowns per model (the gateway's scopes: execute(fn, { scope: model })), 1 request in ${largeEvery} for ${large} ` +
@@ -221,7 +218,6 @@ export function formatScopes(scoped: DemoRun, unscoped: DemoRun): string {
         ["failed", failures(scoped.clients), failures(unscoped.clients), ""],
         ["requests served", `${scoped.clients.served}/${scoped.clients.requests}`, `${unscoped.clients.served}/${unscoped.clients.requests}`, ""],
         ["429s from the provider", String(scoped.provider.rateLimited), String(unscoped.provider.rateLimited), ""],
-        ["p95 latency", p95(scoped), p95(unscoped), ""],
       ],
     ),
   ].join("\n");

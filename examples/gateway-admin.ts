@@ -5,8 +5,8 @@
  * - `GET /`: a live dashboard (`./dashboard.html`: one file of HTML, CSS and JS, nothing loaded from
  *   elsewhere), one row per key, updated by the server-sent events of `GET /events`.
  * - `GET /events`: server-sent events: `hello` (everything, on connecting and when the admin watches
- *   another gateway), `keys` (the rows that changed, within 50 ms of a change of state, and each
- *   second for the counters), `tick` (each second: totals and the per-second series).
+ *   another gateway), `keys` (the rows that changed, 50 ms after a change of state, when a cooldown
+ *   ends, and each second for the counters), `tick` (each second: totals and the per-second series).
  * - `GET /metrics`: the router's metrics in Prometheus's text format, from `credential-router/otel`'s
  *   `instrument()` through the OpenTelemetry Prometheus exporter (see the README's "Watching your
  *   keys" for the names).
@@ -59,6 +59,12 @@ export interface AdminOptions {
    * @defaultValue `1_000`
    */
   tickMs?: number;
+  /**
+   * How long after a router event the changed rows are sent, in milliseconds: the events of a burst
+   * (a request that tries three keys) go out together.
+   * @defaultValue `50`
+   */
+  eventDelayMs?: number;
 }
 
 /** A running admin listener. */
@@ -98,9 +104,6 @@ export interface HelloEvent {
 /** The header a POST must carry (any value). */
 export const ACTION_HEADER = "x-requested-with";
 
-/** How soon after a router event the dashboards hear of it, in milliseconds. */
-const EVENT_DELAY_MS = 50;
-
 const LOOPBACK_HOST = /^(?:127\.0\.0\.1|localhost|\[::1\])(?::\d{1,5})?$/i;
 const KEY_ACTION = /^\/keys\/(\d{1,9})\/(clear|disable)$/;
 const GET_ROUTES = new Set(["/", "/events", "/metrics", "/keys", "/favicon.ico"]);
@@ -133,9 +136,10 @@ function loadPage(): { html: string; policy: string } {
  * ```
  */
 export async function startAdmin(options: AdminOptions = {}): Promise<Admin> {
-  const { port = 0, tickMs = 1_000 } = options;
+  const { port = 0, tickMs = 1_000, eventDelayMs = 50 } = options;
   if (!(Number.isInteger(port) && port >= 0 && port <= 65_535)) throw new RangeError(`port must be an integer from 0 to 65535, received ${String(port)}`);
   if (!(tickMs >= 10 && tickMs < 2 ** 31)) throw new RangeError(`tickMs must be a number of milliseconds from 10, received ${String(tickMs)}`);
+  if (!(eventDelayMs >= 0 && eventDelayMs < 2 ** 31)) throw new RangeError(`eventDelayMs must be a number of milliseconds from 0, received ${String(eventDelayMs)}`);
   const page = loadPage();
   let source: AdminSource | undefined;
   const streams = new Set<ServerResponse>();
@@ -228,7 +232,7 @@ export async function startAdmin(options: AdminOptions = {}): Promise<Admin> {
 
   const onRouterEvent = (event: RouterEvent) => {
     if (event.type === "exhausted" || framing || soonTimer !== undefined) return;
-    soonTimer = setTimeout(sendChanges, EVENT_DELAY_MS).unref();
+    soonTimer = setTimeout(sendChanges, eventDelayMs).unref();
   };
 
   const tick = () => {
@@ -302,6 +306,8 @@ export async function startAdmin(options: AdminOptions = {}): Promise<Admin> {
         });
         return void response.end(method === "HEAD" ? undefined : page.html);
       case "/events":
+        // The dashboards already open hear of what changed before the newcomer's hello counts it as sent.
+        sendChanges();
         response.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", connection: "keep-alive" });
         // The browser reconnects after this long when the stream breaks.
         response.write(`retry: 1000\n\nevent: hello\ndata: ${JSON.stringify(hello())}\n\n`);

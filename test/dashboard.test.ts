@@ -73,7 +73,7 @@ describe.runIf(found || required)("dashboard in Chromium", () => {
         state: (tr as HTMLElement).dataset.state,
         served: tr.querySelector(".served")!.textContent,
         limited: tr.querySelector(".limited")!.textContent,
-        scopes: [...tr.querySelectorAll<HTMLElement>(".scope")].map((chip) => `${chip.dataset.scope}:${chip.dataset.state}`),
+        scopes: Array.from(tr.querySelectorAll<HTMLElement>(".scope"), (chip) => `${chip.dataset.scope}:${chip.dataset.state}`),
       })),
     );
 

@@ -27,15 +27,10 @@ afterEach(async () => {
 async function setup(gatewayOptions: Partial<GatewayOptions> = {}): Promise<{ upstream: MockUpstream; gateway: Gateway; admin: string }> {
   const upstream = await startMockUpstream({ keys: [KEY_A, KEY_B], revokedKeys: [REVOKED], errorRate: 0, slowRate: 0, chunkDelayMs: 0, now: manualClock(10_000).now });
   running.push(upstream);
-  const gateway = await startGateway({
-    upstream: upstream.url,
-    keys: [REVOKED, KEY_A, KEY_B],
-    clientToken: TOKEN,
-    adminPort: 0,
-    // The first ready key, always; no pre-emptive cooldowns: each test knows which key a request goes to.
-    routerOptions: { strategy: { type: "fill-first" }, preemptive: false, labels: ["old", "main", "spare"] },
-    ...gatewayOptions,
-  });
+  const options: GatewayOptions = { upstream: upstream.url, keys: [REVOKED, KEY_A, KEY_B], clientToken: TOKEN, adminPort: 0, ...gatewayOptions };
+  // The first ready key, always; no pre-emptive cooldowns: each test knows which key a request goes to.
+  if (!(options.keys instanceof CredentialRouter)) options.routerOptions ??= { strategy: { type: "fill-first" }, preemptive: false, labels: ["old", "main", "spare"] };
+  const gateway = await startGateway(options);
   running.push(gateway);
   return { upstream, gateway, admin: gateway.adminUrl! };
 }
@@ -222,7 +217,7 @@ describe("gateway admin: key actions", () => {
 
   it("answers 404 for an index out of range, 405 for a GET, and 409 for a key the gateway has not seen when it was given a router", async () => {
     const router = new CredentialRouter([REVOKED, KEY_A, KEY_B]);
-    const { gateway, admin } = await setup({ keys: router, routerOptions: undefined });
+    const { gateway, admin } = await setup({ keys: router });
     const post = (path: string) => fetch(`${admin}${path}`, { method: "POST", headers: { "x-requested-with": "test" } });
     expect((await post("/keys/3/clear")).status).toBe(404);
     expect((await post("/keys/-1/clear")).status).toBe(404);
@@ -274,6 +269,28 @@ describe("gateway admin: the dashboard's data", () => {
     }
   });
 
+  it("tells the dashboards already open of a change before a new one's hello counts it as sent", async () => {
+    // Nothing is sent by timer during the test: only a newcomer's arrival can send the change.
+    const admin = await startAdmin({ tickMs: 3_600_000, eventDelayMs: 3_600_000 });
+    running.push(admin);
+    const router = new CredentialRouter([KEY_A, KEY_B]);
+    admin.watch({ router, stats: new GatewayStats(2), keyAt: () => undefined });
+    const first = await events(admin.url);
+    let second: Awaited<ReturnType<typeof events>> | undefined;
+    try {
+      await first.next<HelloEvent>("hello");
+      router.markBlocked(KEY_B, { reason: "auth" });
+      second = await events(admin.url);
+      const change = await first.next<{ keys: KeyRow[] }>("keys");
+      expect(change.keys.map(({ index, state }) => [index, state])).toEqual([[1, "blocked"]]);
+      // The newcomer has it in its hello.
+      expect((await second.next<HelloEvent>("hello")).keys[1]!.state).toBe("blocked");
+    } finally {
+      first.close();
+      second?.close();
+    }
+  });
+
   it("starts the dashboards over when it watches another gateway", async () => {
     const admin = await startAdmin();
     running.push(admin);
@@ -320,5 +337,7 @@ describe("gateway admin: the dashboard's data", () => {
   it("rejects an adminPort out of range", async () => {
     await expect(startGateway({ upstream: "http://127.0.0.1:9", keys: [KEY_A], clientToken: TOKEN, adminPort: 70_000 })).rejects.toThrow(RangeError);
     await expect(startAdmin({ port: -1 })).rejects.toThrow(RangeError);
+    await expect(startAdmin({ tickMs: 0 })).rejects.toThrow(/tickMs/);
+    await expect(startAdmin({ eventDelayMs: -1 })).rejects.toThrow(/eventDelayMs/);
   });
 });
