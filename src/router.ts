@@ -143,11 +143,11 @@ export class CredentialRouter {
    * @throws RangeError when a numeric option is out of range.
    */
   constructor(keys: readonly string[], options?: CredentialRouterOptions) {
-    const { keys: copy, indexOf } = copyKeys(keys);
-    const resolved = resolveOptions(options, copy.length);
-    const size = copy.length;
-    this.#keys = copy;
-    this.#indexOf = indexOf;
+    this.#indexOf = indexKeys(keys);
+    // A private copy, not frozen: V8 reads elements of a frozen array markedly slower, on the hot path.
+    this.#keys = [...keys];
+    const size = this.#keys.length;
+    const resolved = resolveOptions(options, size);
     this.#options = resolved;
     this.#now = resolved.now;
     this.#newPicker = pickerFactory(resolved.strategy, size);
@@ -303,13 +303,11 @@ export class CredentialRouter {
     const index = this.#indexOf.get(key);
     if (index === undefined) return undefined;
     const now = this.#settle(layer);
-    const wide = stateIn(this.#all, index, now);
-    const here = stateIn(layer, index, now);
+    const all = this.#all;
+    const status = layer.status[index]!;
     // The more severe; of two cooldowns, the longer.
-    return STATUS_NAMES.indexOf(here.status) > STATUS_NAMES.indexOf(wide.status) ||
-      (here.status === "cooldown" && wide.status === "cooldown" && here.remainingMs > wide.remainingMs)
-      ? here
-      : wide;
+    const severer = status > all.status[index]! || (status === COOLDOWN && all.status[index] === COOLDOWN && layer.deadline(index) > all.deadline(index));
+    return stateIn(severer ? layer : all, index, now);
   }
 
   /**
@@ -455,12 +453,8 @@ export class CredentialRouter {
 
   /** `nextKey(scope)`. */
   #nextIn(name: string): string | undefined {
-    let layer = this.#layer(name);
-    this.#settle(layer);
-    // Expiry may have dropped the scope: then it routes as the key-wide layer.
-    if (layer.dropped) layer = this.#all;
-    const index = layer.picker.pick();
-    if (index < 0) return this.#exhausted(name, layer);
+    const index = this.#pickExcept(undefined, name);
+    if (index < 0) return this.#exhausted(name, this.#layer(name));
     this.#picks++;
     return this.#keys[index];
   }
@@ -726,10 +720,8 @@ function scopeOf(options: ScopeOptions | undefined): string | undefined {
   return scope;
 }
 
-/**
- * Checks the key list and copies it, with a map from key to index. Messages name indices only.
- */
-function copyKeys(keys: readonly string[]): { keys: readonly string[]; indexOf: Map<string, number> } {
+/** Checks the key list and maps each key to its index. Messages name indices only. */
+function indexKeys(keys: readonly string[]): Map<string, number> {
   if (!Array.isArray(keys)) invalid(TypeError, "keys", "an array of strings", keys);
   if (keys.length === 0) throw new TypeError("CredentialRouter requires at least one key");
   const indexOf = new Map<string, number>();
@@ -743,6 +735,5 @@ function copyKeys(keys: readonly string[]): { keys: readonly string[]; indexOf: 
     if (first !== undefined) throw new TypeError(`keys[${index}] duplicates keys[${first}]`);
     indexOf.set(key, index);
   }
-  // A private copy, not frozen: V8 reads elements of a frozen array markedly slower, on the hot path.
-  return { keys: [...keys], indexOf };
+  return indexOf;
 }
