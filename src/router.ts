@@ -409,10 +409,8 @@ export class CredentialRouter {
       if (index === undefined) return;
       const deadline = now + (until - wallNow);
       const code = status === "cooldown" && deadline <= now ? READY : STATUS_NAMES.indexOf(status);
-      if (scope === undefined) {
-        if (failures !== undefined) this.#failures[index] = failures;
-        else if (status === "ready") this.#failures[index] = 0;
-      }
+      // A key-wide entry's count, or the end of the run for a ready key.
+      if (scope === undefined && (failures !== undefined || status === "ready")) this.#failures[index] = failures ?? 0;
       const layer = code === READY ? this.#layer(scope) : this.#scope(scope, now);
       if ((layer !== this.#all || scope === undefined) && (code !== layer.status[index] || (code === COOLDOWN && deadline !== layer.deadline(index)))) {
         this.#set(layer, index, code, now, deadline, reasons[at]);
