@@ -200,14 +200,10 @@ export async function execute<T>(
       }
     } catch (error) {
       // A classify that throws or answers nonsense: nobody will see this response.
-      discard(outcome);
-      throw error;
+      abandon(outcome, error);
     }
     // Aborted while the body was read: the call ends now (the key was judged on what came).
-    if (signal?.aborted) {
-      discard(outcome);
-      throw signal.reason;
-    }
+    if (signal?.aborted) abandon(outcome, signal.reason);
     if (stop) return settle(outcome);
     last = outcome;
   }
@@ -242,7 +238,7 @@ class AttemptContext {
   }
 }
 
-/** Releases the last response moved past and throws `reason`: the end of an aborted call. */
+/** Releases a response nobody will see and throws `reason`: the end of an aborted or failed call. */
 function abandon(last: Outcome | undefined, reason: unknown): never {
   discard(last);
   throw reason;
