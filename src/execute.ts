@@ -100,7 +100,8 @@ export interface ExecuteHost {
   waitMs(tried: ReadonlySet<number> | undefined, scope: string | undefined): number | undefined;
   /** `markSuccess` of the key at `index`. */
   success(index: number): void;
-  key(index: number): string;
+  /** The router's keys, by index. */
+  keys: readonly string[];
   /** Adds which key it is to `fields`. */
   ref<T extends object>(index: number, fields: T): T & KeyRef;
   /** Counts a service fault of the key; `true` when it reached `serverFaultThreshold` (the count restarts). */
@@ -169,7 +170,7 @@ export async function execute<T>(
     (tried ??= new Set()).add(index);
     attempt++;
     discard(last);
-    const key = host.key(index);
+    const key = host.keys[index]!;
     let outcome: Outcome;
     try {
       const pending = fn(key, host.ref(index, new AttemptContext(attempt, signals)));

@@ -434,9 +434,18 @@ export class CredentialRouter {
    */
   execute<T>(fn: (key: string, context: KeyContext) => T | PromiseLike<T>, options?: ExecuteOptions): Promise<T> {
     this.#host ??= {
-      pick: (tried, scope) => this.#pick(tried, scope),
+      pick: (tried, scope) => {
+        let index = this.#pickExcept(tried, scope);
+        if (index < 0 && this.#events.active) {
+          this.#exhausted(scope, this.#layer(scope));
+          // Listeners told that no key is ready may have made one ready: look once more.
+          index = this.#pickExcept(tried, scope);
+        }
+        if (index >= 0) this.#picks++;
+        return index;
+      },
       waitMs: (tried, scope) => this.#waitMs(this.#layer(scope), this.#now(), tried),
-      key: (index) => this.#keys[index]!,
+      keys: this.#keys,
       success: (index) => void (this.#failures[index] = this.#faults[index] = 0),
       ref: (index, fields) => this.#ref(index, fields),
       fault: (index) => {
@@ -458,17 +467,6 @@ export class CredentialRouter {
   }
 
   /** The next ready key's index by the strategy that is not in `tried`, in the scope, or -1. */
-  #pick(tried: ReadonlySet<number> | undefined, name: string | undefined): number {
-    let index = this.#pickExcept(tried, name);
-    if (index < 0 && this.#events.active) {
-      this.#exhausted(name, this.#layer(name));
-      // Listeners told that no key is ready may have made one ready: look once more.
-      index = this.#pickExcept(tried, name);
-    }
-    if (index >= 0) this.#picks++;
-    return index;
-  }
-
   #pickExcept(tried: ReadonlySet<number> | undefined, name: string | undefined): number {
     const layer = this.#layer(name);
     this.#settle(layer);
