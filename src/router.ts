@@ -76,6 +76,51 @@ const MAX_REASONS = 256;
 const RATE_LIMIT = 1;
 const QUOTA = 2;
 
+/** A key's state in one layer alone. */
+function stateIn(layer: Layer, index: number, now: number): KeyState {
+  const status = layer.status[index]!;
+  return status === COOLDOWN ? { status: "cooldown", remainingMs: layer.deadline(index) - now } : { status: STATUS_NAMES[status] as "ready" | "blocked" | "disabled" };
+}
+
+/** Counts the key in or out of the keys the layer's picker holds. */
+function admit(layer: Layer, index: number, ready: boolean): void {
+  layer.ready += ready ? 1 : -1;
+  if (ready) layer.picker.add(index, true);
+  else layer.picker.delete(index);
+}
+
+/** When the key is ready in the layer: now, its deadline, or never (`Infinity`). */
+function readyAt(layer: Layer, index: number, now: number): number {
+  const status = layer.status[index];
+  return status === READY ? now : status === COOLDOWN ? layer.deadline(index) : Infinity;
+}
+
+/** The `scope` of an options object, checked. */
+function scopeOf(options: ScopeOptions | undefined): string | undefined {
+  if (options !== undefined && (typeof options !== "object" || options === null)) invalid(TypeError, "options", "an object", options);
+  const scope = options?.scope;
+  if (scope !== undefined && typeof scope !== "string") invalid(TypeError, "scope", "a string", scope);
+  return scope;
+}
+
+/** Checks the key list and maps each key to its index. Messages name indices only. */
+function indexKeys(keys: readonly string[]): Map<string, number> {
+  if (!Array.isArray(keys)) invalid(TypeError, "keys", "an array of strings", keys);
+  if (keys.length === 0) throw new TypeError("CredentialRouter requires at least one key");
+  const indexOf = new Map<string, number>();
+  // Index loops, not forEach: a hole in a sparse array must be seen, not skipped.
+  for (let index = 0; index < keys.length; index++) {
+    const key: unknown = keys[index];
+    if (typeof key !== "string" || key === "") invalid(TypeError, `keys[${index}]`, "a non-empty string", key);
+    // A lone surrogate has no UTF-8 form: two such keys would share a fingerprint.
+    if (/\p{Cs}/u.test(key)) invalid(TypeError, `keys[${index}]`, "well-formed UTF-16 (no lone surrogate)", "a string with one");
+    const first = indexOf.get(key);
+    if (first !== undefined) throw new TypeError(`keys[${index}] duplicates keys[${first}]`);
+    indexOf.set(key, index);
+  }
+  return indexOf;
+}
+
 /**
  * Spreads requests over many API keys and keeps each key's health.
  *
@@ -687,49 +732,4 @@ export class CredentialRouter {
   #fingerprintIndex(): Map<string, number> {
     return (this.#indexOfFingerprint ??= new Map(this.#fingerprintList().map((id, index) => [id, index])));
   }
-}
-
-/** A key's state in one layer alone. */
-function stateIn(layer: Layer, index: number, now: number): KeyState {
-  const status = layer.status[index]!;
-  return status === COOLDOWN ? { status: "cooldown", remainingMs: layer.deadline(index) - now } : { status: STATUS_NAMES[status] as "ready" | "blocked" | "disabled" };
-}
-
-/** Counts the key in or out of the keys the layer's picker holds. */
-function admit(layer: Layer, index: number, ready: boolean): void {
-  layer.ready += ready ? 1 : -1;
-  if (ready) layer.picker.add(index, true);
-  else layer.picker.delete(index);
-}
-
-/** When the key is ready in the layer: now, its deadline, or never (`Infinity`). */
-function readyAt(layer: Layer, index: number, now: number): number {
-  const status = layer.status[index];
-  return status === READY ? now : status === COOLDOWN ? layer.deadline(index) : Infinity;
-}
-
-/** The `scope` of an options object, checked. */
-function scopeOf(options: ScopeOptions | undefined): string | undefined {
-  if (options !== undefined && (typeof options !== "object" || options === null)) invalid(TypeError, "options", "an object", options);
-  const scope = options?.scope;
-  if (scope !== undefined && typeof scope !== "string") invalid(TypeError, "scope", "a string", scope);
-  return scope;
-}
-
-/** Checks the key list and maps each key to its index. Messages name indices only. */
-function indexKeys(keys: readonly string[]): Map<string, number> {
-  if (!Array.isArray(keys)) invalid(TypeError, "keys", "an array of strings", keys);
-  if (keys.length === 0) throw new TypeError("CredentialRouter requires at least one key");
-  const indexOf = new Map<string, number>();
-  // Index loops, not forEach: a hole in a sparse array must be seen, not skipped.
-  for (let index = 0; index < keys.length; index++) {
-    const key: unknown = keys[index];
-    if (typeof key !== "string" || key === "") invalid(TypeError, `keys[${index}]`, "a non-empty string", key);
-    // A lone surrogate has no UTF-8 form: two such keys would share a fingerprint.
-    if (/\p{Cs}/u.test(key)) invalid(TypeError, `keys[${index}]`, "well-formed UTF-16 (no lone surrogate)", "a string with one");
-    const first = indexOf.get(key);
-    if (first !== undefined) throw new TypeError(`keys[${index}] duplicates keys[${first}]`);
-    indexOf.set(key, index);
-  }
-  return indexOf;
 }
