@@ -327,18 +327,19 @@ function untilAbort<T>(pending: T | PromiseLike<T>, signal: AbortSignal | undefi
   if (signal === undefined || typeof (pending as PromiseLike<T> | null)?.then !== "function") return pending as T;
   return new Promise<T>((resolve, reject) => {
     let settled = false;
-    const settle = (done: () => void) => {
+    /** Settles the promise once, with `done(result)`; whether this call did. */
+    const settle = <R>(done: (result: R) => void, result: R) => {
       if (settled) return false;
       signal.removeEventListener("abort", onAbort);
-      done();
+      done(result);
       return (settled = true);
     };
     const onAbort = () => {
-      if (settle(() => reject(signal.reason))) (pending as PromiseLike<T>).then((value) => discard({ type: "resolved", value } as Outcome), ignore);
+      if (settle(reject, signal.reason)) (pending as PromiseLike<T>).then((value) => discard({ type: "resolved", value } as Outcome), ignore);
     };
     (pending as PromiseLike<T>).then(
-      (value) => settle(() => resolve(value)),
-      (error: unknown) => settle(() => reject(error)),
+      (value) => settle(resolve, value),
+      (error: unknown) => settle(reject, error),
     );
     // Aborted already (by fn's own synchronous part, or a listener during the pick): a result fn
     // already had wins by a microtask.
