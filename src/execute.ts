@@ -271,7 +271,7 @@ function judge(router: CredentialRouter, key: string, outcome: Outcome, verdict:
       return false;
     }
     default:
-      return invalid(TypeError, "the verdict classify returned", "a Verdict", verdict);
+      return invalid(TypeError, "classify's verdict", "a Verdict", verdict);
   }
 }
 

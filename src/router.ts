@@ -668,7 +668,7 @@ export class CredentialRouter {
     if (typeof reason !== "string") invalid(TypeError, name, "a string", reason);
     let code = this.#reasonCodes.get(reason);
     if (code === undefined) {
-      if (this.#reasonNames.length === MAX_REASONS) invalid(RangeError, name, `one of at most ${MAX_REASONS} distinct reasons a router holds`, "another");
+      if (this.#reasonNames.length === MAX_REASONS) invalid(RangeError, name, `one of at most ${MAX_REASONS} distinct reasons`, "another");
       this.#reasonCodes.set(reason, (code = this.#reasonNames.push(reason) - 1));
     }
     return code;

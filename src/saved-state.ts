@@ -63,13 +63,13 @@ export function checkSavedState(value: unknown, name = "initialState"): CheckedK
     const { id, status, until, failures, reason, scope } = entry as Record<string, unknown>;
     check(scope === undefined || (typeof scope === "string" && version === 2), ".scope", "a string, in version 2", scope);
     const slot = `${id as string}\u0000${scope ?? ""}`;
-    check(typeof id === "string" && /^[0-9a-f]{64}$/.test(id) && !seen.has(slot), ".id", "a SHA-256 fingerprint not listed before", id);
+    check(typeof id === "string" && /^[0-9a-f]{64}$/.test(id) && !seen.has(slot), ".id", "a SHA-256 fingerprint listed once", id);
     seen.add(slot);
     check(STATUS_NAMES.includes(status as KeyStatus), ".status", "a key status", status);
     const cooling = status === "cooldown";
     check(!cooling || Number.isFinite(until), ".until", "an epoch time in ms", until);
     // The router counts failures in 32 bits: a larger count would wrap round to a small one.
-    check(failures === undefined || (Number.isInteger(failures) && (failures as number) >= 0 && (failures as number) < 2 ** 32), ".failures", "an integer from 0 to 4294967295", failures);
+    check(failures === undefined || (Number.isInteger(failures) && (failures as number) >= 0 && (failures as number) < 2 ** 32), ".failures", "an integer from 0 to 2^32-1", failures);
     check(reason === undefined || typeof reason === "string", ".reason", "a string", reason);
     copies.push({ id, status, until: cooling ? until : undefined, failures, reason, scope } as CheckedKeyState);
   }
