@@ -100,7 +100,8 @@ export interface ExecuteHost {
   waitMs(tried: ReadonlySet<number> | undefined, scope: string | undefined): number | undefined;
   /** `markSuccess` of the key at `index`. */
   success(index: number): void;
-  key(index: number): string;
+  /** The router's keys, by index. */
+  keys: readonly string[];
   /** Adds which key it is to `fields`. */
   ref<T extends object>(index: number, fields: T): T & KeyRef;
   /** Counts a service fault of the key; `true` when it reached `serverFaultThreshold` (the count restarts). */
@@ -169,7 +170,7 @@ export async function execute<T>(
     (tried ??= new Set()).add(index);
     attempt++;
     discard(last);
-    const key = host.key(index);
+    const key = host.keys[index]!;
     let outcome: Outcome;
     try {
       const pending = fn(key, host.ref(index, new AttemptContext(attempt, signals)));
@@ -200,14 +201,10 @@ export async function execute<T>(
       }
     } catch (error) {
       // A classify that throws or answers nonsense: nobody will see this response.
-      discard(outcome);
-      throw error;
+      abandon(outcome, error);
     }
     // Aborted while the body was read: the call ends now (the key was judged on what came).
-    if (signal?.aborted) {
-      discard(outcome);
-      throw signal.reason;
-    }
+    if (signal?.aborted) abandon(outcome, signal.reason);
     if (stop) return settle(outcome);
     last = outcome;
   }
@@ -242,7 +239,7 @@ class AttemptContext {
   }
 }
 
-/** Releases the last response moved past and throws `reason`: the end of an aborted call. */
+/** Releases a response nobody will see and throws `reason`: the end of an aborted or failed call. */
 function abandon(last: Outcome | undefined, reason: unknown): never {
   discard(last);
   throw reason;
@@ -274,7 +271,7 @@ function judge(router: CredentialRouter, key: string, outcome: Outcome, verdict:
       return false;
     }
     default:
-      return invalid(TypeError, "the verdict classify returned", "a Verdict", verdict);
+      return invalid(TypeError, "classify's verdict", "a Verdict", verdict);
   }
 }
 
@@ -330,18 +327,19 @@ function untilAbort<T>(pending: T | PromiseLike<T>, signal: AbortSignal | undefi
   if (signal === undefined || typeof (pending as PromiseLike<T> | null)?.then !== "function") return pending as T;
   return new Promise<T>((resolve, reject) => {
     let settled = false;
-    const settle = (done: () => void) => {
+    /** Settles the promise once, with `done(result)`; whether this call did. */
+    const settle = <R>(done: (result: R) => void, result: R) => {
       if (settled) return false;
       signal.removeEventListener("abort", onAbort);
-      done();
+      done(result);
       return (settled = true);
     };
     const onAbort = () => {
-      if (settle(() => reject(signal.reason))) (pending as PromiseLike<T>).then((value) => discard({ type: "resolved", value } as Outcome), ignore);
+      if (settle(reject, signal.reason)) (pending as PromiseLike<T>).then((value) => discard({ type: "resolved", value } as Outcome), ignore);
     };
     (pending as PromiseLike<T>).then(
-      (value) => settle(() => resolve(value)),
-      (error: unknown) => settle(() => reject(error)),
+      (value) => settle(resolve, value),
+      (error: unknown) => settle(reject, error),
     );
     // Aborted already (by fn's own synchronous part, or a listener during the pick): a result fn
     // already had wins by a microtask.
