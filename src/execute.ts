@@ -16,8 +16,8 @@ export interface KeyContext extends KeyRef {
   /** Which attempt this is within the `execute` call, from 1. */
   attempt: number;
   /**
-   * The caller's `signal`, or one of this call's own that never aborts: pass it on to `fetch`. A
-   * getter (the call's own is made on first read), so read it by name rather than by spreading the
+   * The caller's `signal`, or one of the attempt's own that never aborts: pass it on to `fetch`. A
+   * getter (the attempt's own is made on first read), so read it by name rather than by spreading the
    * context.
    */
   readonly signal: AbortSignal;
@@ -50,7 +50,7 @@ export interface ExecuteOptions {
    * Aborts the call: checked before each attempt, it also ends a wait between attempts and an
    * attempt in progress (whose late result is then released). `execute` rejects with
    * `signal.reason`; an attempt that fails because of the abort marks nothing.
-   * @defaultValue `undefined` (`fn` gets a signal of the call's own, which never aborts)
+   * @defaultValue `undefined` (`fn` gets a signal of the attempt's own, which never aborts)
    */
   signal?: AbortSignal | undefined;
   /**
@@ -112,6 +112,9 @@ export interface ExecuteHost {
 /** The most of an error body `execute` reads. */
 const BODY_LIMIT = 65_536;
 
+/** The options of a call given none. */
+const NO_OPTIONS: ExecuteOptions = Object.freeze({});
+
 /**
  * The loop behind `router.execute`: pick an untried key, call `fn`, judge the outcome, mark the key,
  * and go on to the next key or stop.
@@ -121,7 +124,7 @@ export async function execute<T>(
   router: CredentialRouter,
   host: ExecuteHost,
   fn: (key: string, context: KeyContext) => T | PromiseLike<T>,
-  options: ExecuteOptions = {},
+  options: ExecuteOptions = NO_OPTIONS,
 ): Promise<T> {
   if (typeof fn !== "function") invalid(TypeError, "fn", "a function", fn);
   if (typeof options !== "object" || options === null) invalid(TypeError, "options", "an object", options);
@@ -141,20 +144,20 @@ export async function execute<T>(
   if (signal !== undefined && typeof signal?.aborted !== "boolean") invalid(TypeError, "signal", "an AbortSignal", signal);
   if (scope !== undefined && typeof scope !== "string") invalid(TypeError, "scope", "a string", scope);
   if (typeof preemptive !== "boolean") invalid(TypeError, "preemptive", "a boolean", preemptive);
-  // Without the caller's signal, one of this call's own (see AttemptContext).
-  const signals: Signals = { signal };
   // Measured by waiting, not by the router's clock, whose origin and pace are the caller's.
   let waitLeft = maxWaitMs;
   let faults = 0;
   let attempt = 0;
-  // The keys tried in this call: none before the first attempt, when a pick needs no set.
+  // The keys tried in this call: made for the second attempt (the first, `index`, needs no set).
   let tried: Set<number> | undefined;
+  let index = -1;
   let last: Outcome | undefined;
 
   while (attempt < maxAttempts) {
     // On an abort, the response of the last attempt is moved past like any other: release it.
     if (signal?.aborted) abandon(last, signal.reason);
-    const index = host.pick(tried, scope);
+    if (attempt === 1) tried ??= new Set([index]);
+    index = host.pick(tried, scope);
     if (index === -1) {
       const waitMs = host.waitMs(tried, scope);
       // After a wait, a millisecond of grace: timers may fire a little before the deadline the
@@ -167,13 +170,13 @@ export async function execute<T>(
       await sleep(sleepMs, signal).catch((reason: unknown) => abandon(last, reason));
       continue;
     }
-    (tried ??= new Set()).add(index);
+    tried?.add(index);
     attempt++;
     discard(last);
     const key = host.keys[index]!;
     let outcome: Outcome;
     try {
-      const pending = fn(key, host.ref(index, new AttemptContext(attempt, signals)));
+      const pending = fn(key, host.ref(index, new AttemptContext(attempt, signal)));
       const value = await untilAbort(pending, signal);
       const { status, headers } = readResponse(value);
       // The common case, kept short: a success nobody classifies.
@@ -188,7 +191,7 @@ export async function execute<T>(
       // An attempt cut short by the caller's abort says nothing about the key.
       if (!outcome.status && signal?.aborted) throw signal.reason;
     }
-    if (outcome.status! >= 400) outcome.body = await readBody(outcome, signals.signal);
+    if (outcome.status! >= 400) outcome.body = await readBody(outcome, signal);
     let stop: boolean;
     try {
       const verdict = classify?.(outcome) ?? defaultVerdict(outcome, host.options.quotaCooldownMs);
@@ -212,30 +215,24 @@ export async function execute<T>(
   throw new NoKeyAvailableError(router.nextReadyInMs(scope));
 }
 
-/** The signal of one `execute` call, once there is one. */
-interface Signals {
-  signal: AbortSignal | undefined;
-}
-
 /**
- * The context `fn` gets. Without a caller's signal, the call's own is made when `fn` first reads
+ * The context `fn` gets. Without a caller's signal, the attempt's own is made when `fn` first reads
  * `signal`, by a getter on the prototype: an AbortController costs more than all the rest of a
- * call, and an own getter slows every object that has one. It is never shared between calls, as
- * fetch leaves its abort listener on the signal it was given, and a shared one would gather them by
- * the thousand.
+ * call, and an own getter slows every object that has one. It is never shared, as fetch leaves its
+ * abort listener on the signal it was given, and a shared one would gather them by the thousand.
  */
 class AttemptContext {
-  readonly #signals: Signals;
+  #signal: AbortSignal | undefined;
 
   constructor(
     readonly attempt: number,
-    signals: Signals,
+    signal: AbortSignal | undefined,
   ) {
-    this.#signals = signals;
+    this.#signal = signal;
   }
 
   get signal(): AbortSignal {
-    return (this.#signals.signal ??= new AbortController().signal);
+    return (this.#signal ??= new AbortController().signal);
   }
 }
 
@@ -304,6 +301,8 @@ function discard(outcome: Outcome | undefined): void {
 
 /** Status and headers of a response or an error, as the common HTTP clients expose them. */
 function readResponse(value: unknown): { status: number | undefined; headers: HeadersLike | undefined } {
+  // A primitive has none (and reading its properties by name costs more than the rest of a call).
+  if (typeof value !== "object" && typeof value !== "function") return NOTHING;
   const status = property(value, "status");
   const response = property(value, "response");
   const inner = property(response, "status");
