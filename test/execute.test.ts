@@ -1618,7 +1618,7 @@ describe("execute: what a bad argument's message says", () => {
   it("a verdict classify returned that is not a Verdict", async () => {
     const { router } = routerWith();
     const classify = () => ({ type: "later" }) as unknown as Verdict;
-    await expect(router.execute(upstream().fn, { classify })).rejects.toThrow("the verdict classify returned must be a Verdict");
+    await expect(router.execute(upstream().fn, { classify })).rejects.toThrow("classify's verdict must be a Verdict");
   });
 
   it("a null signal is refused like any other non-signal", async () => {

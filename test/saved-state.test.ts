@@ -400,7 +400,7 @@ describe("malformed initialState: edges", () => {
     ["an id with a prefix", `0${fingerprint(KEY_A).slice(1)}x`],
   ])("refuses %s", (_, id) => {
     const initialState = { version: 1, savedAt: EPOCH, keys: [{ id, status: "blocked" }] } as SavedState;
-    expect(() => routerOf(KEYS, { initialState })).toThrow("initialState.keys[0].id must be a SHA-256 fingerprint not listed before");
+    expect(() => routerOf(KEYS, { initialState })).toThrow("initialState.keys[0].id must be a SHA-256 fingerprint listed once");
   });
 });
 
@@ -414,10 +414,10 @@ describe("malformed initialState: what the message says is expected", () => {
     ["initialState.savedAt must be an epoch time in ms", { version: 1, keys: [] }],
     ["initialState.keys must be an array", { version: 1, savedAt: EPOCH, keys: {} }],
     ["initialState.keys[0] must be an object", withKeys([5])],
-    ["initialState.keys[0].id must be a SHA-256 fingerprint not listed before", withKeys([{ id: [id], status: "blocked" }])],
+    ["initialState.keys[0].id must be a SHA-256 fingerprint listed once", withKeys([{ id: [id], status: "blocked" }])],
     ["initialState.keys[0].status must be a key status", withKeys([{ id, status: "cooling" }])],
     ["initialState.keys[0].until must be an epoch time in ms", withKeys([{ id, status: "cooldown" }])],
-    ["initialState.keys[0].failures must be an integer from 0 to 4294967295", withKeys([{ id, status: "ready", failures: -1 }])],
+    ["initialState.keys[0].failures must be an integer from 0 to 2^32-1", withKeys([{ id, status: "ready", failures: -1 }])],
   ])("%s", (message, initialState) => {
     expect(() => routerOf(KEYS, { initialState: initialState as SavedState })).toThrow(message);
   });
