@@ -36,7 +36,7 @@ interface Ready {
 async function startMock(): Promise<string> {
   const { startMockUpstream } = await import("../examples/mock-upstream.js");
   // No limit to speak of, no errors, no slow answers: every request is served at once.
-  const upstream = await startMockUpstream({ keys: KEYS, requestsPerWindow: 1e12, errorRate: 0, slowRate: 0 });
+  const upstream = await startMockUpstream({ keys: KEYS, requestsPerWindow: 1e12, tokensPerWindow: 1e12, errorRate: 0, slowRate: 0 });
   return upstream.url;
 }
 

@@ -4,6 +4,11 @@
  * 401s the upstream saw in each mode: sharing means one gateway's 429 cools the key on all of them
  * and one gateway's 401 blocks it everywhere, so the upstream sees clearly fewer of both.
  *
+ * The upstream's limits here are fixed windows that come back whole (`refill: "window"`, as a
+ * per-minute quota that resets at once). Against limits that refill continuously (OpenAI's), a key
+ * whose cooldown ends has one request's worth of budget, and every instance that learned of the
+ * cooldown tries the key at the same moment: sharing then saves the 401s but not the 429s.
+ *
  * ```sh
  * npx tsx examples/demo-instances.ts [--instances 4] [--redis redis://127.0.0.1:6379] [--requests 320] [--concurrency 4]
  * ```
@@ -21,6 +26,9 @@ import { DEMO, demoKeys, startDemoUpstream } from "./demo.js";
 import { startGateway, type Gateway } from "./gateway.js";
 import { runLoad } from "./load.js";
 import { runAsProgram } from "./program.js";
+
+/** Requests per key per window of this demo's upstream (fixed windows of `DEMO.windowMs`). */
+const REQUESTS_PER_WINDOW = 12;
 
 /** Options of {@link runInstancesDemo}. */
 export interface InstancesDemoOptions {
@@ -93,7 +101,7 @@ export async function runInstancesDemo(options: InstancesDemoOptions): Promise<I
   }
   const keys = demoKeys(DEMO.keys);
   log(
-    `${instances} gateways, one mock upstream: ${DEMO.keys} keys (1 revoked), ${DEMO.requestsPerWindow} requests per key per ` +
+    `${instances} gateways, one mock upstream: ${DEMO.keys} keys (1 revoked), ${REQUESTS_PER_WINDOW} requests per key per fixed window of ` +
       `${DEMO.windowMs / 1_000} s; ${requests} chat completions per mode, ${concurrency} at a time, spread over the gateways` +
       `${server ? "" : `; Redis at ${redisUrl}`}\n`,
   );
@@ -118,7 +126,7 @@ async function runMode(
   log: (line: string) => void,
 ): Promise<ModeResult> {
   // A fresh upstream per mode: fresh windows, fresh counters, the same seeded errors.
-  const upstream = await startDemoUpstream(keys, { slowRate: 0, chunkDelayMs: 2 });
+  const upstream = await startDemoUpstream(keys, { slowRate: 0, chunkDelayMs: 2, requestsPerWindow: REQUESTS_PER_WINDOW, refill: "window" });
   const clientToken = randomBytes(16).toString("hex");
   // A namespace of its own, so that a run never starts from an earlier run's states.
   const namespace = `demo-instances-${randomBytes(6).toString("hex")}`;
@@ -136,7 +144,9 @@ async function runMode(
         if (link.status !== "ready") throw new Error(`Redis at ${redisUrl} cannot be reached (the link is ${link.status})`);
         links.push(link);
       }
-      gateways.push(await startGateway({ upstream: upstream.url, keys: router, clientToken, maxWaitMs: DEMO.maxWaitMs }));
+      // Cooldowns key-wide: the Redis link shares key-wide states only (a state in one scope stays
+      // with its instance), and sharing them is what this demo shows.
+      gateways.push(await startGateway({ upstream: upstream.url, keys: router, clientToken, maxWaitMs: DEMO.maxWaitMs, scopeByModel: false }));
     }
     const result = await runLoad({
       baseUrls: gateways.map((gateway) => gateway.url),

@@ -5,9 +5,13 @@
  * (server-sent events included) are streamed back as they arrive.
  *
  * Routes (each needs `Authorization: Bearer <client token>`, else 401):
- * - `/v1/*`, any method: forwarded to `<upstream>/v1/*`.
+ * - `/v1/*`, any method: forwarded to `<upstream>/v1/*`. A JSON body's `model` is the call's scope
+ *   (`execute(fn, { scope: model })`): a 429 for one model leaves the key in use for the others.
  * - `GET /keys`: each key's index, masked hint, label, state and failure count, never the key (nor
  *   its fingerprint, which would let a client holding the token test a guessed key).
+ *
+ * With `adminPort`, an admin listener on 127.0.0.1 serves a live dashboard, Prometheus metrics and
+ * the operator's actions (see `./gateway-admin.ts`).
  *
  * Answers it makes itself: 401 (wrong client token), 503 with `Retry-After` in whole seconds (no key
  * ready: until the first one is back, or `blockedRetryAfterMs` when every key is blocked), 502
@@ -33,7 +37,9 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { Readable } from "node:stream";
 import { parseArgs } from "node:util";
 import { CredentialRouter, isNoKeyAvailableError, type CredentialRouterOptions, type RouterEvent } from "../src/index.js";
+import { keyList, startAdmin, type Admin } from "./gateway-admin.js";
 import { clientResponseHeaders, forwardedRequestHeaders } from "./gateway-hygiene.js";
+import { GatewayStats } from "./gateway-stats.js";
 import { isBodyTimeout, openUpstream, UpstreamTimeoutError, type UpstreamAnswer } from "./gateway-upstream.js";
 import { listen, runAsProgram } from "./program.js";
 
@@ -85,6 +91,18 @@ export interface GatewayOptions {
    * @defaultValue `false`
    */
   logRequests?: boolean;
+  /**
+   * Whether a request's scope is its JSON body's `model` (the first field, or any top-level field of
+   * a body up to 1 MiB), so that cooldowns are kept per model. Off, every call is key-wide.
+   * @defaultValue `true`
+   */
+  scopeByModel?: boolean;
+  /**
+   * The port of the admin listener (dashboard, metrics, key actions), bound to 127.0.0.1 only;
+   * `0` takes a free one.
+   * @defaultValue `undefined` (no admin listener)
+   */
+  adminPort?: number;
 }
 
 /** A running gateway. */
@@ -95,12 +113,19 @@ export interface Gateway {
   port: number;
   /** The router that picks the keys. */
   router: CredentialRouter;
+  /** What the gateway counted: per key, per second, and requests that waited. */
+  stats: GatewayStats;
+  /** The admin listener's origin (`http://127.0.0.1:<port>`), when `adminPort` was given. */
+  adminUrl: string | undefined;
   /**
    * Stops accepting connections, lets the requests being answered finish, then ends every connection
    * and resolves once the port is closed.
    */
   close(): Promise<void>;
 }
+
+/** How long a request must have waited for a key to count as one that waited (in `stats`). */
+const WAITED_MS = 10;
 
 /** The largest value a Node timer holds. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
@@ -168,6 +193,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     blockedRetryAfterMs = 60_000,
     log,
     logRequests = false,
+    scopeByModel = true,
+    adminPort,
   } = options;
   let upstreamUrl: URL;
   try {
@@ -186,7 +213,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   if (keys instanceof CredentialRouter && routerOptions !== undefined) {
     throw new TypeError("routerOptions applies only when keys is a list; configure the router you pass instead");
   }
+  if (typeof scopeByModel !== "boolean") throw new TypeError(`scopeByModel must be a boolean, received ${typeof scopeByModel}`);
+  if (adminPort !== undefined && !(Number.isInteger(adminPort) && adminPort >= 0 && adminPort <= 65_535)) {
+    throw new RangeError(`adminPort must be an integer from 0 to 65535, received ${String(adminPort)}`);
+  }
   const router = keys instanceof CredentialRouter ? keys : new CredentialRouter(keys, routerOptions);
+  const stats = new GatewayStats(router.size);
+  // The admin's actions need a key by its index: the list given, or, with a router given, each key
+  // as the gateway first uses it.
+  const knownKeys: Array<string | undefined> = keys instanceof CredentialRouter ? [] : [...keys];
+  const learnKeys = keys instanceof CredentialRouter;
   // Upstream paths go under the upstream's own base path, if it has one.
   const upstreamBasePath = upstreamUrl.pathname.replace(/\/+$/, "");
   const upstreamClient = openUpstream(upstreamUrl.origin, upstreamTimeoutMs);
@@ -234,8 +270,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         return done(405);
       }
       // Not the snapshot's `id`: a key's SHA-256 would let anyone with the client token test a guess.
-      const keys = router.snapshot().map(({ index, hint, label, state, failures }) => ({ index, hint, label, state, failures }));
-      sendJson(response, 200, { size: router.size, nextReadyInMs: router.nextReadyInMs() ?? null, keys });
+      sendJson(response, 200, keyList(router));
       return done(200);
     }
 
@@ -267,29 +302,48 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
     const path = upstreamBasePath + url.pathname + url.search;
     const forwarded = forwardedRequestHeaders(request.headers);
+    const scope = scopeByModel ? modelOf(body) : undefined;
     let attempts = 0;
     let lastKey = "";
     let lastHint = "";
     let latest: UpstreamAnswer | undefined;
     let answer: UpstreamAnswer;
+    // Time spent in execute outside the attempts is time spent waiting for a key, but for a few
+    // synchronous steps and any pause of the process (a garbage collection): a request waited when
+    // that comes to WAITED_MS or more.
+    const executeStartedAt = performance.now();
+    let attemptsMs = 0;
+    const waited = () => performance.now() - executeStartedAt - attemptsMs >= WAITED_MS;
+    const answered = (status: number, detail?: string) => {
+      stats.request(status, waited());
+      done(status, detail);
+    };
     try {
       answer = await router.execute(
         async (key, context) => {
           if (client.gone) throw new ClientLeftError();
+          const attemptStartedAt = performance.now();
           attempts = context.attempt;
           lastKey = key;
           lastHint = context.hint;
+          if (learnKeys) knownKeys[context.index] = key;
           // The same object for each attempt: undici reads the headers when the request is made.
           forwarded.authorization = `Bearer ${key}`;
           try {
-            return (latest = await upstreamClient.send({ method, path, headers: forwarded, body, signal: client, key, hint: context.hint }));
+            latest = await upstreamClient.send({ method, path, headers: forwarded, body, signal: client, key, hint: context.hint });
+            stats.attempt(context.index, latest.status);
+            return latest;
           } catch (error) {
             // Cut short because the client left: that says nothing of the key, and no other key is to
             // be tried (a 499, which execute passes on as it is).
-            throw client.gone ? new ClientLeftError() : error;
+            if (client.gone) throw new ClientLeftError();
+            stats.attempt(context.index, 0);
+            throw error;
+          } finally {
+            attemptsMs += performance.now() - attemptStartedAt;
           }
         },
-        { signal: client.waitSignal, maxWaitMs },
+        { signal: client.waitSignal, maxWaitMs, scope },
       );
     } catch (error) {
       // An error answer is read already; a success that nobody will stream is let go.
@@ -302,19 +356,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         response.setHeader("retry-after", String(Math.ceil((error.retryAfterMs ?? blockedRetryAfterMs) / 1_000)));
         // The error's message names a duration or says every key is out, never a key.
         sendJson(response, 503, gatewayError(error.message, "no_key_available", { retry_after_ms: error.retryAfterMs === undefined ? null : Math.ceil(error.retryAfterMs) }));
-        return done(503, error.retryAfterMs === undefined ? " (no key: all blocked)" : ` (no key for ${Math.ceil(error.retryAfterMs)}ms)`);
+        return answered(503, error.retryAfterMs === undefined ? " (no key: all blocked)" : ` (no key for ${Math.ceil(error.retryAfterMs)}ms)`);
       }
       if (error instanceof UpstreamTimeoutError) {
         response.setHeader("x-gateway-attempts", String(attempts));
         sendJson(response, 504, gatewayError(error.message, "upstream_timeout"));
-        return done(504, ` attempts=${attempts} (timeout)`);
+        return answered(504, ` attempts=${attempts} (timeout)`);
       }
       // A network failure on the last key tried. Its code (ECONNREFUSED, UND_ERR_SOCKET...) is what
       // helps, and holds no key.
       const code = (error as { code?: unknown } | null)?.code ?? (error as { cause?: { code?: unknown } } | null)?.cause?.code;
       response.setHeader("x-gateway-attempts", String(attempts));
       sendJson(response, 502, gatewayError(`The upstream could not be reached${typeof code === "string" ? ` (${code})` : ""}.`, "upstream_unreachable"));
-      return done(502, ` attempts=${attempts}`);
+      return answered(502, ` attempts=${attempts}`);
     }
 
     if (client.gone) {
@@ -328,19 +382,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       headers["content-length"] = answer.bytes.byteLength;
       response.writeHead(answer.status, headers);
       response.end(method === "HEAD" ? undefined : answer.bytes);
-      return done(answer.status, detail);
+      return answered(answer.status, detail);
     }
     response.writeHead(answer.status, headers);
     // Headers go out now when the length is unknown (a stream), so that its client sees the response
     // start before the first event; otherwise they leave with the body, in one write.
     if (headers["content-length"] === undefined) response.flushHeaders();
+    // Counted once the headers are out: the time a stream takes is not the gateway's.
+    stats.request(answer.status, waited());
     const failure = await forward(answer.body, response);
     if (failure === undefined) return done(answer.status, detail);
     // The client left, or the upstream broke off or stalled mid-body: nothing more can be said to the
     // client. A stall is the key's service failing, as a timeout before the headers is.
     response.destroy();
     if (isBodyTimeout(failure)) {
-      router.markError(lastKey);
+      router.markError(lastKey, { reason: "server" });
       return done(answer.status, `${detail} (upstream stalled: cut)`);
     }
     done(answer.status, `${detail} (cut short)`);
@@ -366,25 +422,67 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await upstreamClient.close();
     throw error;
   });
+  let admin: Admin | undefined;
+  if (adminPort !== undefined) {
+    try {
+      admin = await startAdmin({ port: adminPort });
+      admin.watch({ router, stats, keyAt: (index) => knownKeys[index] });
+    } catch (error) {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await upstreamClient.close();
+      throw error;
+    }
+  }
   const url = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
   return {
     url,
     port: address.port,
     router,
+    stats,
+    adminUrl: admin?.url,
     close: async () => {
       unsubscribe();
       closing = true;
-      await new Promise<void>((resolve, reject) => {
+      const closed = new Promise<void>((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()));
         if (active === 0) server.closeAllConnections();
         else server.closeIdleConnections();
       });
+      await Promise.all([closed, admin?.close()]);
       await upstreamClient.close();
     },
   };
 }
 
 function ignore(): void {}
+
+/** The longest model name taken as a scope; a longer one leaves the call key-wide. */
+const MAX_MODEL_LENGTH = 256;
+/** The largest body parsed whole to find its `model` when it is not the first field. */
+const MAX_PARSED_BODY_BYTES = 1024 * 1024;
+// `{"model":"name"` at the start of a body, as the SDKs write it: read without parsing the rest.
+const MODEL_FIRST = /^\s*\{\s*"model"\s*:\s*"([^"\\]{1,256})"/;
+
+/**
+ * The `model` of a JSON request body, the call's scope: from its first field (most clients put it
+ * first), else by parsing the body when it is at most 1 MiB. `undefined` when there is none.
+ */
+function modelOf(body: Uint8Array | undefined): string | undefined {
+  if (body === undefined || body.byteLength === 0) return undefined;
+  const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  const first = MODEL_FIRST.exec(bytes.toString("utf8", 0, Math.min(bytes.byteLength, MAX_MODEL_LENGTH + 32)));
+  if (first !== null) return first[1];
+  if (bytes.byteLength > MAX_PARSED_BODY_BYTES) return undefined;
+  try {
+    const model = (JSON.parse(bytes.toString("utf8")) as { model?: unknown } | null)?.model;
+    return typeof model === "string" && model !== "" && model.length <= MAX_MODEL_LENGTH ? model : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 // A path without dot segments, percent-escapes or backslashes, and a query of characters URL parsing
 // leaves alone: taken as it is, as `new URL` would give it back (which costs a few µs a request).
@@ -497,6 +595,7 @@ export function parseKeysFile(text: string): string[] {
 
 const USAGE = `usage: npm run gateway -- --upstream <origin> --keys-file <file> --client-token <token> [--port <n>] [--host <host>]
                           [--max-wait-ms <ms>] [--cooldown-ms <ms>] [--upstream-timeout-ms <ms>] [--log-requests]
+                          [--no-model-scopes] [--admin-port <n>]
 
   --upstream             where /v1/* goes, such as https://api.openai.com   (or GATEWAY_UPSTREAM)
   --keys-file            the API keys, one per line; blank lines and        (or GATEWAY_KEYS_FILE)
@@ -514,7 +613,11 @@ const USAGE = `usage: npm run gateway -- --upstream <origin> --keys-file <file> 
                          for each next piece of a body; 0 waits for ever
                          (default 60000)
   --log-requests         a line on stderr per request, besides the lines    (or GATEWAY_LOG_REQUESTS=1)
-                         for key state changes`;
+                         for key state changes
+  --no-model-scopes      one cooldown per key for every model, instead of   (or GATEWAY_MODEL_SCOPES=0)
+                         one per key and request body "model"
+  --admin-port           serve the dashboard, /metrics and key actions on   (or GATEWAY_ADMIN_PORT)
+                         127.0.0.1 at this port (0: a free one); default off`;
 
 /**
  * The command line: starts a gateway from flags (or environment variables), prints
@@ -537,6 +640,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         "cooldown-ms": { type: "string" },
         "upstream-timeout-ms": { type: "string" },
         "log-requests": { type: "boolean" },
+        "no-model-scopes": { type: "boolean" },
+        "admin-port": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -558,6 +663,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     "upstream-timeout-ms": values["upstream-timeout-ms"] ?? env.GATEWAY_UPSTREAM_TIMEOUT_MS,
   };
   const logRequestsText = values["log-requests"] ? "1" : (env.GATEWAY_LOG_REQUESTS ?? "");
+  const modelScopesText = values["no-model-scopes"] ? "0" : (env.GATEWAY_MODEL_SCOPES ?? "");
+  const adminPortText = values["admin-port"] ?? env.GATEWAY_ADMIN_PORT ?? "";
   const host = values.host ?? env.GATEWAY_HOST ?? "127.0.0.1";
   const missing = [
     upstream === undefined || upstream === "" ? "--upstream" : "",
@@ -587,6 +694,13 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (!["", "0", "1", "false", "true"].includes(logRequestsText)) {
     return usageError(`GATEWAY_LOG_REQUESTS must be 1, true, 0 or false, received ${JSON.stringify(logRequestsText)}`);
   }
+  if (!["", "0", "1", "false", "true"].includes(modelScopesText)) {
+    return usageError(`GATEWAY_MODEL_SCOPES must be 1, true, 0 or false, received ${JSON.stringify(modelScopesText)}`);
+  }
+  const adminPort = adminPortText === "" ? undefined : Number(adminPortText);
+  if (adminPort !== undefined && !(Number.isInteger(adminPort) && adminPort >= 0 && adminPort <= 65_535)) {
+    return usageError(`--admin-port (or GATEWAY_ADMIN_PORT) must be an integer from 0 to 65535, received ${JSON.stringify(adminPortText)}`);
+  }
   let keys: string[];
   try {
     keys = parseKeysFile(await readFile(keysFile!, "utf8"));
@@ -605,7 +719,9 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       host,
       log: (line) => console.error(`${new Date().toISOString()} ${line}`),
       logRequests: logRequestsText === "1" || logRequestsText === "true",
+      scopeByModel: modelScopesText !== "0" && modelScopesText !== "false",
     };
+    if (adminPort !== undefined) options.adminPort = adminPort;
     if (durations["max-wait-ms"] !== undefined) options.maxWaitMs = durations["max-wait-ms"];
     if (durations["upstream-timeout-ms"] !== undefined) options.upstreamTimeoutMs = durations["upstream-timeout-ms"];
     if (durations["cooldown-ms"] !== undefined) options.routerOptions = { cooldownMs: durations["cooldown-ms"] };
@@ -615,6 +731,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     return usageError(error instanceof Error ? error.message : "the gateway could not start");
   }
   console.log(`listening on ${gateway.url}`);
+  if (gateway.adminUrl !== undefined) console.log(`dashboard on ${gateway.adminUrl}/ (metrics: ${gateway.adminUrl}/metrics)`);
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);
     process.once("SIGTERM", resolve);

@@ -17,6 +17,18 @@ export interface LoadOptions {
   /** How many may be in flight at once. */
   concurrency: number;
   /**
+   * Requests started per second, evenly spaced, as many independent clients send them (also while
+   * earlier ones are still waiting, up to `concurrency`); `undefined` starts the next as soon as one
+   * ends.
+   * @defaultValue `undefined`
+   */
+  ratePerSecond?: number;
+  /**
+   * The model of each request, by its index (from 0).
+   * @defaultValue `() => "mock-model"`
+   */
+  model?: (index: number) => string;
+  /**
    * Every n-th request asks for a stream (`stream: true`); `0` streams none.
    * @defaultValue `4`
    */
@@ -52,8 +64,9 @@ export interface LoadResult extends LoadProgress {
  * and measures them. The SDK's own retries are off, so what the client sees is what the gateway did.
  */
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
-  const { baseUrls, clientToken, requests, concurrency, streamEvery = 4, signal, onProgress } = options;
+  const { baseUrls, clientToken, requests, concurrency, streamEvery = 4, ratePerSecond, model = () => "mock-model", signal, onProgress } = options;
   if (baseUrls.length === 0) throw new TypeError("baseUrls must hold at least one gateway");
+  if (ratePerSecond !== undefined && !(ratePerSecond > 0 && ratePerSecond < Infinity)) throw new RangeError(`ratePerSecond must be a finite number > 0, received ${ratePerSecond}`);
   // Each request has its own controller (the SDK leaves listeners on a signal shared by hundreds of
   // requests); `signal` aborts the ones in flight.
   const inFlight = new Set<AbortController>();
@@ -74,10 +87,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     let text = "";
     try {
       if (streaming) {
-        const stream = await client.chat.completions.create({ model: "mock-model", messages, stream: true }, { signal: controller.signal });
+        const stream = await client.chat.completions.create({ model: model(index), messages, stream: true }, { signal: controller.signal });
         for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
       } else {
-        const completion = await client.chat.completions.create({ model: "mock-model", messages }, { signal: controller.signal });
+        const completion = await client.chat.completions.create({ model: model(index), messages }, { signal: controller.signal });
         text = completion.choices[0]?.message.content ?? "";
       }
     } finally {
@@ -92,6 +105,13 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const worker = async (): Promise<void> => {
     while (next < requests && !signal?.aborted) {
       const index = next++;
+      if (ratePerSecond !== undefined) {
+        // The request's own start time, whatever became of the ones before it.
+        const startAt = startedAt + (index * 1_000) / ratePerSecond;
+        const pauseMs = startAt - performance.now();
+        if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
+        if (signal?.aborted) break;
+      }
       result.inFlight++;
       try {
         await one(index);

@@ -1,9 +1,11 @@
 /**
  * A stand-in for an OpenAI-style provider, for the demo and the tests: chat completions (JSON, or
- * server-sent events with `"stream": true`), a request limit per key per window answered with 429 and
- * the provider's real rate-limit headers, one or more revoked keys (401), unknown keys answered 401 with
- * the key echoed partly masked as OpenAI does, occasional 500/503 drawn from a seeded PRNG, and some
- * slow responses. It counts what it did for each key.
+ * server-sent events with `"stream": true`), request and token limits per key and model that refill
+ * continuously (token buckets, as OpenAI's limits do), told on every answer by OpenAI's
+ * `x-ratelimit-limit-*`, `-remaining-*` and `-reset-*` headers and answered with 429 when spent, one or
+ * more revoked keys (401), unknown keys answered 401 with the key echoed partly masked as OpenAI does,
+ * occasional 500/503 drawn from a seeded PRNG, and some slow responses. It counts what it did for each
+ * key. A test or a demo can revoke a key or throttle it while it runs.
  *
  * Run alone:
  *
@@ -56,15 +58,42 @@ export interface MockUpstreamOptions {
   /** @defaultValue `"127.0.0.1"` */
   host?: string;
   /**
-   * How many requests each key may make per window; the next ones get a 429 until the window ends.
+   * How many requests each key may make per model per window. The budget refills continuously, one
+   * request every `windowMs / requestsPerWindow` (a token bucket, full at first): a request that finds
+   * less than one left gets a 429.
    * @defaultValue `20`
    */
   requestsPerWindow?: number;
   /**
-   * How long a key's window lasts, from its first request, in milliseconds.
+   * How many tokens (prompt and completion, as `usage` counts them) each key may spend per model per
+   * window, refilled the same way.
+   * @defaultValue `1_000_000`
+   */
+  tokensPerWindow?: number;
+  /**
+   * The time over which a spent budget refills whole, in milliseconds (OpenAI's is a minute).
    * @defaultValue `1_000`
    */
   windowMs?: number;
+  /**
+   * How a spent budget comes back: `"continuous"`, a little at a time (a token bucket, as OpenAI's and
+   * Anthropic's limits do), or `"window"`, whole at the end of a fixed window that opens with the
+   * budget's first request (as a per-minute quota that resets at once).
+   * @defaultValue `"continuous"`
+   */
+  refill?: "continuous" | "window";
+  /**
+   * Limits of their own for some models, by the request body's `model`; other models have the
+   * defaults above. Each model has its own budgets on each key, as at OpenAI.
+   * @defaultValue `{}`
+   */
+  modelLimits?: Readonly<Record<string, { requestsPerWindow?: number; tokensPerWindow?: number }>>;
+  /**
+   * Keys whose limits are a multiple of the others', as a higher usage tier has: each of the key's
+   * limits (the default or the model's) times its factor, rounded, at least 1.
+   * @defaultValue `{}` (every key 1)
+   */
+  keyLimitFactors?: Readonly<Record<string, number>>;
   /**
    * The share of admitted requests answered 500 or 503 (half each), from 0 to 1.
    * @defaultValue `0.02`
@@ -89,7 +118,7 @@ export interface MockUpstreamOptions {
    */
   seed?: number;
   /**
-   * The clock of the rate-limit windows, in milliseconds (tests pass one they move by hand).
+   * The clock of the rate limits, in milliseconds (tests pass one they move by hand).
    * @defaultValue `() => performance.now()`
    */
   now?: () => number;
@@ -120,14 +149,90 @@ export interface MockUpstream {
   port: number;
   /** A copy of the counters. */
   stats(): MockUpstreamStats;
+  /**
+   * Revokes `key` from now on: its requests get the 401 of a revoked key, as if someone had deleted it
+   * in the provider's console.
+   */
+  revoke(key: string): void;
+  /**
+   * Spends `key`'s request budget for `model` (every model it has used, and new ones, when none is
+   * given) so that its next slot frees in `ms`: its requests get 429s until then.
+   */
+  throttle(key: string, ms: number, model?: string): void;
   /** Stops it: ends open connections and resolves once the port is closed. */
   close(): Promise<void>;
 }
 
-/** A fixed window of one key. */
-interface Window {
-  startedAt: number;
-  used: number;
+/**
+ * A budget that refills continuously (a token bucket): `level` units at `updatedAt`, growing by
+ * `limit` every `windowMs` up to `limit`. With `window`, it comes back whole instead, `windowMs` after
+ * the first use since it was last whole.
+ */
+class Bucket {
+  level: number;
+  updatedAt: number;
+  /** For a fixed window: when the window under way ends (Infinity while the budget is whole). */
+  #windowEnd = Infinity;
+
+  constructor(
+    readonly limit: number,
+    readonly windowMs: number,
+    now: number,
+    readonly window = false,
+  ) {
+    this.level = limit;
+    this.updatedAt = now;
+  }
+
+  /** Brings the level up to `now`. */
+  refill(now: number): void {
+    if (this.window) {
+      if (now >= this.#windowEnd) {
+        this.level = this.limit;
+        this.#windowEnd = Infinity;
+      }
+    } else if (now > this.updatedAt) {
+      this.level = Math.min(this.limit, this.level + ((now - this.updatedAt) * this.limit) / this.windowMs);
+    }
+    this.updatedAt = now;
+  }
+
+  /** Takes `amount` units (the level may go below 0). */
+  take(amount: number): void {
+    if (this.window && this.#windowEnd === Infinity) this.#windowEnd = this.updatedAt + this.windowMs;
+    this.level -= amount;
+  }
+
+  /** Lowers the level so that one unit is back in `ms` at the earliest. */
+  spendUntil(ms: number): void {
+    if (!this.window) return void (this.level = Math.min(this.level, 1 - (ms * this.limit) / this.windowMs));
+    this.level = Math.min(this.level, 0);
+    this.#windowEnd = Math.max(this.#windowEnd === Infinity ? 0 : this.#windowEnd, this.updatedAt + ms);
+  }
+
+  /** Milliseconds until `amount` units are there (0 when they are). */
+  waitFor(amount: number): number {
+    if (this.level >= Math.min(amount, this.limit)) return 0;
+    if (this.window) return this.#windowEnd - this.updatedAt;
+    return ((Math.min(amount, this.limit) - this.level) * this.windowMs) / this.limit;
+  }
+
+  /** Milliseconds until the budget is whole again: OpenAI's `x-ratelimit-reset-*`. */
+  get resetMs(): number {
+    if (this.window) return this.#windowEnd === Infinity ? 0 : this.#windowEnd - this.updatedAt;
+    return ((this.limit - this.level) * this.windowMs) / this.limit;
+  }
+
+  /** Whole units left: OpenAI's `x-ratelimit-remaining-*`. */
+  get remaining(): number {
+    return Math.max(0, Math.floor(this.level));
+  }
+}
+
+/** A key's budgets for one model. */
+interface Budgets {
+  requests: Bucket;
+  tokens: Bucket;
 }
 
 /**
@@ -147,7 +252,11 @@ export async function startMockUpstream(options: MockUpstreamOptions): Promise<M
     port = 0,
     host = "127.0.0.1",
     requestsPerWindow = 20,
+    tokensPerWindow = 1_000_000,
     windowMs = 1_000,
+    refill = "continuous",
+    modelLimits = {},
+    keyLimitFactors = {},
     errorRate = 0.02,
     slowRate = 0.05,
     slowMs = 250,
@@ -159,10 +268,23 @@ export async function startMockUpstream(options: MockUpstreamOptions): Promise<M
   } = options;
   if (!Array.isArray(keys)) throw new TypeError("keys must be an array of strings");
   if (!Array.isArray(revokedKeys)) throw new TypeError("revokedKeys must be an array of strings");
-  if (!(Number.isInteger(requestsPerWindow) && requestsPerWindow > 0)) {
-    throw new RangeError(`requestsPerWindow must be a positive integer, received ${requestsPerWindow}`);
+  const checkLimit = (name: string, value: unknown) => {
+    if (!(Number.isInteger(value) && (value as number) > 0)) throw new RangeError(`${name} must be a positive integer, received ${String(value)}`);
+  };
+  checkLimit("requestsPerWindow", requestsPerWindow);
+  checkLimit("tokensPerWindow", tokensPerWindow);
+  if (typeof modelLimits !== "object" || modelLimits === null) throw new TypeError("modelLimits must be an object");
+  for (const [model, limits] of Object.entries(modelLimits)) {
+    if (limits.requestsPerWindow !== undefined) checkLimit(`modelLimits[${JSON.stringify(model)}].requestsPerWindow`, limits.requestsPerWindow);
+    if (limits.tokensPerWindow !== undefined) checkLimit(`modelLimits[${JSON.stringify(model)}].tokensPerWindow`, limits.tokensPerWindow);
   }
-  for (const [name, value] of [["windowMs", windowMs], ["slowMs", slowMs], ["chunkDelayMs", chunkDelayMs]] as const) {
+  if (typeof keyLimitFactors !== "object" || keyLimitFactors === null) throw new TypeError("keyLimitFactors must be an object");
+  for (const factor of Object.values(keyLimitFactors)) {
+    if (!(factor > 0 && factor < Infinity)) throw new RangeError(`keyLimitFactors must hold finite numbers > 0, received ${String(factor)}`);
+  }
+  if (!(windowMs > 0 && windowMs < Infinity)) throw new RangeError(`windowMs must be a finite number > 0, received ${windowMs}`);
+  if (refill !== "continuous" && refill !== "window") throw new TypeError(`refill must be "continuous" or "window", received ${JSON.stringify(refill)}`);
+  for (const [name, value] of [["slowMs", slowMs], ["chunkDelayMs", chunkDelayMs]] as const) {
     if (!(value >= 0 && value < Infinity)) throw new RangeError(`${name} must be a finite number >= 0, received ${value}`);
   }
   for (const [name, value] of [["errorRate", errorRate], ["slowRate", slowRate]] as const) {
@@ -171,11 +293,34 @@ export async function startMockUpstream(options: MockUpstreamOptions): Promise<M
 
   const accepted = new Set(keys);
   const revoked = new Set(revokedKeys);
-  const windows = new Map<string, Window>();
+  // By key, then by model ("" for the routes that name none).
+  const budgets = new Map<string, Map<string, Budgets>>();
   const total = emptyStats();
   const byKey = new Map<string, MockKeyStats>();
   const random = mulberry32(seed);
   let nextId = 1;
+
+  const budgetsOf = (key: string, model: string, time: number): Budgets => {
+    let models = budgets.get(key);
+    if (models === undefined) budgets.set(key, (models = new Map()));
+    let found = models.get(model);
+    if (found === undefined) {
+      const own = Object.hasOwn(modelLimits, model) ? modelLimits[model]! : {};
+      const factor = Object.hasOwn(keyLimitFactors, key) ? keyLimitFactors[key]! : 1;
+      const scaled = (limit: number) => Math.max(1, Math.round(limit * factor));
+      found = {
+        requests: new Bucket(scaled(own.requestsPerWindow ?? requestsPerWindow), windowMs, time, refill === "window"),
+        tokens: new Bucket(scaled(own.tokensPerWindow ?? tokensPerWindow), windowMs, time, refill === "window"),
+      };
+      models.set(model, found);
+    }
+    found.requests.refill(time);
+    found.tokens.refill(time);
+    return found;
+  };
+
+  // Keys throttled for every model, until when.
+  const throttledUntil = new Map<string, number>();
 
   const count = (key: string | undefined, field: keyof MockKeyStats) => {
     total[field]++;
@@ -194,6 +339,7 @@ export async function startMockUpstream(options: MockUpstreamOptions): Promise<M
 
     // Like the real thing: the key is checked before anything else, even the route.
     if (key === undefined || !accepted.has(key) || revoked.has(key)) {
+      request.resume();
       count(key, "unauthorized");
       const message =
         key === undefined
@@ -205,30 +351,58 @@ export async function startMockUpstream(options: MockUpstreamOptions): Promise<M
       return sendJson(response, 401, openAiError(message, "invalid_request_error", "invalid_api_key"));
     }
 
-    // The key's fixed window: it opens with the key's first request and lasts windowMs.
+    // A chat completion's body is read first: its model chooses the budgets, its size their cost.
+    const chat = request.method === "POST" && path === "/v1/chat/completions";
+    let body: ChatRequestBody | undefined;
+    if (chat) {
+      try {
+        body = JSON.parse(await readText(request)) as ChatRequestBody;
+        if (typeof body !== "object" || body === null || !Array.isArray(body.messages)) throw new TypeError("messages");
+      } catch {
+        return sendJson(response, 400, openAiError("The body must be JSON with a `messages` array.", "invalid_request_error", "invalid_body"));
+      }
+    } else {
+      request.resume();
+    }
+    const model = body === undefined ? "" : typeof body.model === "string" ? body.model : "mock-model";
+    const text = body === undefined ? "" : reply(body);
+    const promptTokens = body === undefined ? 0 : 8;
+    const completionTokens = body === undefined ? 0 : pieces(text).length;
+    const cost = promptTokens + completionTokens;
+
     const time = now();
-    let window = windows.get(key);
-    if (window === undefined || time >= window.startedAt + windowMs) windows.set(key, (window = { startedAt: time, used: 0 }));
-    const resetMs = Math.max(0, window.startedAt + windowMs - time);
-    response.setHeader("x-ratelimit-limit-requests", String(requestsPerWindow));
-    response.setHeader("x-ratelimit-reset-requests", goDuration(resetMs));
-    if (window.used >= requestsPerWindow) {
+    const { requests, tokens } = budgetsOf(key, model, time);
+    const throttled = throttledUntil.get(key);
+    if (throttled !== undefined && throttled > time) requests.spendUntil(throttled - time);
+    const admitted = requests.level >= 1 && tokens.level >= Math.min(cost, tokens.limit);
+    if (admitted) {
+      requests.take(1);
+      tokens.take(cost);
+    }
+    // OpenAI's headers, on every answer: the budgets as this request leaves them.
+    response.setHeader("x-ratelimit-limit-requests", String(requests.limit));
+    response.setHeader("x-ratelimit-limit-tokens", String(tokens.limit));
+    response.setHeader("x-ratelimit-remaining-requests", String(requests.remaining));
+    response.setHeader("x-ratelimit-remaining-tokens", String(tokens.remaining));
+    response.setHeader("x-ratelimit-reset-requests", goDuration(requests.resetMs));
+    response.setHeader("x-ratelimit-reset-tokens", goDuration(tokens.resetMs));
+    if (!admitted) {
       count(key, "rateLimited");
-      response.setHeader("x-ratelimit-remaining-requests", "0");
-      response.setHeader("retry-after", String(Math.max(1, Math.ceil(resetMs / 1_000))));
-      response.setHeader("retry-after-ms", String(Math.ceil(resetMs)));
+      const which = requests.level < 1 ? "requests" : "tokens";
+      const waitMs = Math.max(requests.waitFor(1), tokens.waitFor(cost));
+      response.setHeader("retry-after", String(Math.max(1, Math.ceil(waitMs / 1_000))));
+      response.setHeader("retry-after-ms", String(Math.ceil(waitMs)));
+      const limit = which === "requests" ? requests.limit : tokens.limit;
       return sendJson(
         response,
         429,
         openAiError(
-          `Rate limit reached for requests on this key: limit ${requestsPerWindow} per ${goDuration(windowMs)}. Please try again in ${goDuration(resetMs)}.`,
-          "requests",
+          `Rate limit reached for ${model || "this key"} on ${which} per ${goDuration(windowMs)}: Limit ${limit}, Requested ${which === "requests" ? 1 : cost}. Please try again in ${goDuration(waitMs)}.`,
+          which,
           "rate_limit_exceeded",
         ),
       );
     }
-    window.used++;
-    response.setHeader("x-ratelimit-remaining-requests", String(requestsPerWindow - window.used));
 
     // Three draws for every admitted request, whatever happens to it, so that one seed gives one
     // sequence of answers.
@@ -236,20 +410,12 @@ export async function startMockUpstream(options: MockUpstreamOptions): Promise<M
     const failStatus = random() < 0.5 ? 500 : 503;
     const slow = random() < slowRate;
 
-    if (request.method !== "POST" || path !== "/v1/chat/completions") {
+    if (!chat) {
       if (request.method === "GET" && path === "/v1/models") {
         count(key, "served");
         return sendJson(response, 200, { object: "list", data: [{ id: "mock-model", object: "model", created: 0, owned_by: "mock" }] });
       }
       return sendJson(response, 404, openAiError(`Unknown request URL: ${request.method} ${path}.`, "invalid_request_error", "unknown_url"));
-    }
-
-    let body: ChatRequestBody;
-    try {
-      body = JSON.parse(await readText(request)) as ChatRequestBody;
-      if (typeof body !== "object" || body === null || !Array.isArray(body.messages)) throw new TypeError("messages");
-    } catch {
-      return sendJson(response, 400, openAiError("The body must be JSON with a `messages` array.", "invalid_request_error", "invalid_body"));
     }
 
     if (slow) await sleep(slowMs);
@@ -261,19 +427,16 @@ export async function startMockUpstream(options: MockUpstreamOptions): Promise<M
     }
 
     count(key, "served");
-    const model = typeof body.model === "string" ? body.model : "mock-model";
     const id = `chatcmpl-${requestId}`;
     const created = Math.floor(Date.now() / 1_000);
-    const text = reply(body);
-    if (body.stream !== true) {
-      const completionTokens = pieces(text).length;
+    if (body!.stream !== true) {
       return sendJson(response, 200, {
         id,
         object: "chat.completion",
         created,
         model,
         choices: [{ index: 0, message: { role: "assistant", content: text, refusal: null }, logprobs: null, finish_reason: "stop" }],
-        usage: { prompt_tokens: 8, completion_tokens: completionTokens, total_tokens: 8 + completionTokens },
+        usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: cost },
       });
     }
 
@@ -310,6 +473,14 @@ export async function startMockUpstream(options: MockUpstreamOptions): Promise<M
     url: origin,
     port: address.port,
     stats: () => ({ total: { ...total }, byKey: new Map([...byKey].map(([name, stats]) => [name, { ...stats }])) }),
+    revoke: (key) => void revoked.add(key),
+    throttle: (key, ms, model) => {
+      if (!(ms >= 0 && ms < Infinity)) throw new RangeError(`ms must be a finite number >= 0, received ${ms}`);
+      const time = now();
+      if (model !== undefined) return budgetsOf(key, model, time).requests.spendUntil(ms);
+      // For every model: each request's budget is held down to it as it is read.
+      throttledUntil.set(key, Math.max(throttledUntil.get(key) ?? -Infinity, time + ms));
+    },
     close: () => closeServer(server),
   };
 }
@@ -349,12 +520,14 @@ function sendJson(response: ServerResponse, status: number, body: unknown): void
 
 /**
  * A duration as Go prints it, which is how OpenAI sends `x-ratelimit-reset-*`: `"350ms"`, `"1.2s"`,
- * `"1m30s"`.
+ * `"1m30s"`, to the millisecond above.
  */
 export function goDuration(ms: number): string {
-  if (ms < 1_000) return `${Math.ceil(ms)}ms`;
+  // Whole milliseconds, rounded up: a wait read from it is never shorter than the real one.
+  ms = Math.ceil(ms);
+  if (ms < 1_000) return `${ms}ms`;
   const minutes = Math.floor(ms / 60_000);
-  const seconds = `${Number(((ms - minutes * 60_000) / 1_000).toFixed(3))}s`;
+  const seconds = `${(ms - minutes * 60_000) / 1_000}s`;
   return minutes === 0 ? seconds : `${minutes}m${seconds}`;
 }
 
@@ -404,7 +577,8 @@ function mask(key: string): string {
 }
 
 const USAGE = `usage: tsx examples/mock-upstream.ts --keys-file <file> [--revoked-keys-file <file>] [--port <n>] [--host <host>]
-       [--requests-per-window <n>] [--window-ms <ms>] [--error-rate <0..1>] [--seed <n>]
+       [--requests-per-window <n>] [--tokens-per-window <n>] [--window-ms <ms>] [--refill continuous|window]
+       [--error-rate <0..1>] [--seed <n>]
 Starts a mock OpenAI-style upstream; prints "listening on <url>" and, on Ctrl-C, what each key got.`;
 
 async function main(argv: string[]): Promise<number> {
@@ -418,7 +592,9 @@ async function main(argv: string[]): Promise<number> {
         port: { type: "string", default: "0" },
         host: { type: "string", default: "127.0.0.1" },
         "requests-per-window": { type: "string" },
+        "tokens-per-window": { type: "string" },
         "window-ms": { type: "string" },
+        refill: { type: "string" },
         "error-rate": { type: "string" },
         seed: { type: "string" },
         help: { type: "boolean" },
@@ -443,8 +619,10 @@ async function main(argv: string[]): Promise<number> {
     port: Number(values.port),
     host: values.host,
   };
+  if (values.refill !== undefined) options.refill = values.refill as "continuous" | "window";
   for (const [name, value] of [
     ["requestsPerWindow", number(values["requests-per-window"])],
+    ["tokensPerWindow", number(values["tokens-per-window"])],
     ["windowMs", number(values["window-ms"])],
     ["errorRate", number(values["error-rate"])],
     ["seed", number(values.seed)],

@@ -16,8 +16,8 @@ export interface KeyContext extends KeyRef {
   /** Which attempt this is within the `execute` call, from 1. */
   attempt: number;
   /**
-   * The caller's `signal`, or one of this call's own that never aborts: pass it on to `fetch`. A
-   * getter (the call's own is made on first read), so read it by name rather than by spreading the
+   * The caller's `signal`, or one of the attempt's own that never aborts: pass it on to `fetch`. A
+   * getter (the attempt's own is made on first read), so read it by name rather than by spreading the
    * context.
    */
   readonly signal: AbortSignal;
@@ -50,7 +50,7 @@ export interface ExecuteOptions {
    * Aborts the call: checked before each attempt, it also ends a wait between attempts and an
    * attempt in progress (whose late result is then released). `execute` rejects with
    * `signal.reason`; an attempt that fails because of the abort marks nothing.
-   * @defaultValue `undefined` (`fn` gets a signal of the call's own, which never aborts)
+   * @defaultValue `undefined` (`fn` gets a signal of the attempt's own, which never aborts)
    */
   signal?: AbortSignal | undefined;
   /**
@@ -100,7 +100,8 @@ export interface ExecuteHost {
   waitMs(tried: ReadonlySet<number> | undefined, scope: string | undefined): number | undefined;
   /** `markSuccess` of the key at `index`. */
   success(index: number): void;
-  key(index: number): string;
+  /** The router's keys, by index. */
+  keys: readonly string[];
   /** Adds which key it is to `fields`. */
   ref<T extends object>(index: number, fields: T): T & KeyRef;
   /** Counts a service fault of the key; `true` when it reached `serverFaultThreshold` (the count restarts). */
@@ -111,6 +112,9 @@ export interface ExecuteHost {
 /** The most of an error body `execute` reads. */
 const BODY_LIMIT = 65_536;
 
+/** The options of a call given none. */
+const NO_OPTIONS: ExecuteOptions = Object.freeze({});
+
 /**
  * The loop behind `router.execute`: pick an untried key, call `fn`, judge the outcome, mark the key,
  * and go on to the next key or stop.
@@ -120,7 +124,7 @@ export async function execute<T>(
   router: CredentialRouter,
   host: ExecuteHost,
   fn: (key: string, context: KeyContext) => T | PromiseLike<T>,
-  options: ExecuteOptions = {},
+  options: ExecuteOptions = NO_OPTIONS,
 ): Promise<T> {
   if (typeof fn !== "function") invalid(TypeError, "fn", "a function", fn);
   if (typeof options !== "object" || options === null) invalid(TypeError, "options", "an object", options);
@@ -140,20 +144,20 @@ export async function execute<T>(
   if (signal !== undefined && typeof signal?.aborted !== "boolean") invalid(TypeError, "signal", "an AbortSignal", signal);
   if (scope !== undefined && typeof scope !== "string") invalid(TypeError, "scope", "a string", scope);
   if (typeof preemptive !== "boolean") invalid(TypeError, "preemptive", "a boolean", preemptive);
-  // Without the caller's signal, one of this call's own (see AttemptContext).
-  const signals: Signals = { signal };
   // Measured by waiting, not by the router's clock, whose origin and pace are the caller's.
   let waitLeft = maxWaitMs;
   let faults = 0;
   let attempt = 0;
-  // The keys tried in this call: none before the first attempt, when a pick needs no set.
+  // The keys tried in this call: made for the second attempt (the first, `index`, needs no set).
   let tried: Set<number> | undefined;
+  let index = -1;
   let last: Outcome | undefined;
 
   while (attempt < maxAttempts) {
     // On an abort, the response of the last attempt is moved past like any other: release it.
     if (signal?.aborted) abandon(last, signal.reason);
-    const index = host.pick(tried, scope);
+    if (attempt === 1) tried ??= new Set([index]);
+    index = host.pick(tried, scope);
     if (index === -1) {
       const waitMs = host.waitMs(tried, scope);
       // After a wait, a millisecond of grace: timers may fire a little before the deadline the
@@ -166,13 +170,13 @@ export async function execute<T>(
       await sleep(sleepMs, signal).catch((reason: unknown) => abandon(last, reason));
       continue;
     }
-    (tried ??= new Set()).add(index);
+    tried?.add(index);
     attempt++;
     discard(last);
-    const key = host.key(index);
+    const key = host.keys[index]!;
     let outcome: Outcome;
     try {
-      const pending = fn(key, host.ref(index, new AttemptContext(attempt, signals)));
+      const pending = fn(key, host.ref(index, new AttemptContext(attempt, signal)));
       const value = await untilAbort(pending, signal);
       const { status, headers } = readResponse(value);
       // The common case, kept short: a success nobody classifies.
@@ -187,7 +191,7 @@ export async function execute<T>(
       // An attempt cut short by the caller's abort says nothing about the key.
       if (!outcome.status && signal?.aborted) throw signal.reason;
     }
-    if (outcome.status! >= 400) outcome.body = await readBody(outcome, signals.signal);
+    if (outcome.status! >= 400) outcome.body = await readBody(outcome, signal);
     let stop: boolean;
     try {
       const verdict = classify?.(outcome) ?? defaultVerdict(outcome, host.options.quotaCooldownMs);
@@ -200,14 +204,10 @@ export async function execute<T>(
       }
     } catch (error) {
       // A classify that throws or answers nonsense: nobody will see this response.
-      discard(outcome);
-      throw error;
+      abandon(outcome, error);
     }
     // Aborted while the body was read: the call ends now (the key was judged on what came).
-    if (signal?.aborted) {
-      discard(outcome);
-      throw signal.reason;
-    }
+    if (signal?.aborted) abandon(outcome, signal.reason);
     if (stop) return settle(outcome);
     last = outcome;
   }
@@ -215,34 +215,28 @@ export async function execute<T>(
   throw new NoKeyAvailableError(router.nextReadyInMs(scope));
 }
 
-/** The signal of one `execute` call, once there is one. */
-interface Signals {
-  signal: AbortSignal | undefined;
-}
-
 /**
- * The context `fn` gets. Without a caller's signal, the call's own is made when `fn` first reads
+ * The context `fn` gets. Without a caller's signal, the attempt's own is made when `fn` first reads
  * `signal`, by a getter on the prototype: an AbortController costs more than all the rest of a
- * call, and an own getter slows every object that has one. It is never shared between calls, as
- * fetch leaves its abort listener on the signal it was given, and a shared one would gather them by
- * the thousand.
+ * call, and an own getter slows every object that has one. It is never shared, as fetch leaves its
+ * abort listener on the signal it was given, and a shared one would gather them by the thousand.
  */
 class AttemptContext {
-  readonly #signals: Signals;
+  #signal: AbortSignal | undefined;
 
   constructor(
     readonly attempt: number,
-    signals: Signals,
+    signal: AbortSignal | undefined,
   ) {
-    this.#signals = signals;
+    this.#signal = signal;
   }
 
   get signal(): AbortSignal {
-    return (this.#signals.signal ??= new AbortController().signal);
+    return (this.#signal ??= new AbortController().signal);
   }
 }
 
-/** Releases the last response moved past and throws `reason`: the end of an aborted call. */
+/** Releases a response nobody will see and throws `reason`: the end of an aborted or failed call. */
 function abandon(last: Outcome | undefined, reason: unknown): never {
   discard(last);
   throw reason;
@@ -274,7 +268,7 @@ function judge(router: CredentialRouter, key: string, outcome: Outcome, verdict:
       return false;
     }
     default:
-      return invalid(TypeError, "the verdict classify returned", "a Verdict", verdict);
+      return invalid(TypeError, "classify's verdict", "a Verdict", verdict);
   }
 }
 
@@ -307,6 +301,8 @@ function discard(outcome: Outcome | undefined): void {
 
 /** Status and headers of a response or an error, as the common HTTP clients expose them. */
 function readResponse(value: unknown): { status: number | undefined; headers: HeadersLike | undefined } {
+  // A primitive has none (and reading its properties by name costs more than the rest of a call).
+  if (typeof value !== "object" && typeof value !== "function") return NOTHING;
   const status = property(value, "status");
   const response = property(value, "response");
   const inner = property(response, "status");
@@ -330,18 +326,19 @@ function untilAbort<T>(pending: T | PromiseLike<T>, signal: AbortSignal | undefi
   if (signal === undefined || typeof (pending as PromiseLike<T> | null)?.then !== "function") return pending as T;
   return new Promise<T>((resolve, reject) => {
     let settled = false;
-    const settle = (done: () => void) => {
+    /** Settles the promise once, with `done(result)`; whether this call did. */
+    const settle = <R>(done: (result: R) => void, result: R) => {
       if (settled) return false;
       signal.removeEventListener("abort", onAbort);
-      done();
+      done(result);
       return (settled = true);
     };
     const onAbort = () => {
-      if (settle(() => reject(signal.reason))) (pending as PromiseLike<T>).then((value) => discard({ type: "resolved", value } as Outcome), ignore);
+      if (settle(reject, signal.reason)) (pending as PromiseLike<T>).then((value) => discard({ type: "resolved", value } as Outcome), ignore);
     };
     (pending as PromiseLike<T>).then(
-      (value) => settle(() => resolve(value)),
-      (error: unknown) => settle(() => reject(error)),
+      (value) => settle(resolve, value),
+      (error: unknown) => settle(reject, error),
     );
     // Aborted already (by fn's own synchronous part, or a listener during the pick): a result fn
     // already had wins by a microtask.

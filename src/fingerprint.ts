@@ -22,19 +22,18 @@ export function fingerprint(key: string): string {
   // The message length in bits, big-endian (keys are far shorter than 2^32 bits).
   for (let at = 1; at < 5; at++) bytes[padded - at] = (length * 8) >>> (8 * at - 8);
   const w = schedule;
-  const hash = state.fill(0).map((_, at) => INITIAL[at]!);
+  const hash = INITIAL.slice();
   for (let block = 0; block < padded; block += 64) {
+    let a = hash[0]!, b = hash[1]!, c = hash[2]!, d = hash[3]!, e = hash[4]!, f = hash[5]!, g = hash[6]!, h = hash[7]!;
     for (let t = 0; t < 64; t++) {
       const x = w[t - 15]!;
       const y = w[t - 2]!;
       const at = block + 4 * t;
+      // The message schedule, a word a round.
       w[t] =
         t < 16
           ? (bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!
           : (rotate(x, 7) ^ rotate(x, 18) ^ (x >>> 3)) + w[t - 16]! + (rotate(y, 17) ^ rotate(y, 19) ^ (y >>> 10)) + w[t - 7]!;
-    }
-    let a = hash[0]!, b = hash[1]!, c = hash[2]!, d = hash[3]!, e = hash[4]!, f = hash[5]!, g = hash[6]!, h = hash[7]!;
-    for (let t = 0; t < 64; t++) {
       const t1 = (h + (rotate(e, 6) ^ rotate(e, 11) ^ rotate(e, 25)) + ((e & f) ^ (~e & g)) + ROUND[t]! + w[t]!) | 0;
       h = g;
       g = f;
@@ -66,7 +65,6 @@ const encoder = new TextEncoder();
 /** Reused between calls: the message, padded, and the 64-word schedule. */
 let bytes = new Uint8Array(256);
 const schedule = new Int32Array(64);
-const state = new Int32Array(8);
 
 /**
  * SHA-256's constants, derived as the standard defines them: the first 32 bits of the fractional

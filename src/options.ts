@@ -119,6 +119,7 @@ export function resolveOptions(options: CredentialRouterOptions = {}, size: numb
   if (typeof options !== "object" || options === null) invalid(TypeError, "options", "an object", options);
   const {
     cooldownMs = 30_000,
+    maxCooldownMs = cooldownMs,
     strategy = { type: "round-robin" },
     maxRetry,
     now = performanceNow,
@@ -132,7 +133,6 @@ export function resolveOptions(options: CredentialRouterOptions = {}, size: numb
     preemptive = true,
   } = options;
   checkDuration("cooldownMs", cooldownMs);
-  const { maxCooldownMs = cooldownMs } = options;
   checkDuration("maxCooldownMs", maxCooldownMs);
   if (maxCooldownMs < cooldownMs) invalid(RangeError, "maxCooldownMs", `>= cooldownMs (${cooldownMs})`, maxCooldownMs);
   checkDuration("maxRetryAfterMs", maxRetryAfterMs);

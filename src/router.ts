@@ -76,6 +76,51 @@ const MAX_REASONS = 256;
 const RATE_LIMIT = 1;
 const QUOTA = 2;
 
+/** A key's state in one layer alone. */
+function stateIn(layer: Layer, index: number, now: number): KeyState {
+  const status = layer.status[index]!;
+  return status === COOLDOWN ? { status: "cooldown", remainingMs: layer.deadline(index) - now } : { status: STATUS_NAMES[status] as "ready" | "blocked" | "disabled" };
+}
+
+/** Counts the key in or out of the keys the layer's picker holds. */
+function admit(layer: Layer, index: number, ready: boolean): void {
+  layer.ready += ready ? 1 : -1;
+  if (ready) layer.picker.add(index, true);
+  else layer.picker.delete(index);
+}
+
+/** When the key is ready in the layer: now, its deadline, or never (`Infinity`). */
+function readyAt(layer: Layer, index: number, now: number): number {
+  const status = layer.status[index];
+  return status === READY ? now : status === COOLDOWN ? layer.deadline(index) : Infinity;
+}
+
+/** The `scope` of an options object, checked. */
+function scopeOf(options: ScopeOptions | undefined): string | undefined {
+  if (options !== undefined && (typeof options !== "object" || options === null)) invalid(TypeError, "options", "an object", options);
+  const scope = options?.scope;
+  if (scope !== undefined && typeof scope !== "string") invalid(TypeError, "scope", "a string", scope);
+  return scope;
+}
+
+/** Checks the key list and maps each key to its index. Messages name indices only. */
+function indexKeys(keys: readonly string[]): Map<string, number> {
+  if (!Array.isArray(keys)) invalid(TypeError, "keys", "an array of strings", keys);
+  if (keys.length === 0) throw new TypeError("CredentialRouter requires at least one key");
+  const indexOf = new Map<string, number>();
+  // Index loops, not forEach: a hole in a sparse array must be seen, not skipped.
+  for (let index = 0; index < keys.length; index++) {
+    const key: unknown = keys[index];
+    if (typeof key !== "string" || key === "") invalid(TypeError, `keys[${index}]`, "a non-empty string", key);
+    // A lone surrogate has no UTF-8 form: two such keys would share a fingerprint.
+    if (/\p{Cs}/u.test(key)) invalid(TypeError, `keys[${index}]`, "well-formed UTF-16 (no lone surrogate)", "a string with one");
+    const first = indexOf.get(key);
+    if (first !== undefined) throw new TypeError(`keys[${index}] duplicates keys[${first}]`);
+    indexOf.set(key, index);
+  }
+  return indexOf;
+}
+
 /**
  * Spreads requests over many API keys and keeps each key's health.
  *
@@ -143,11 +188,11 @@ export class CredentialRouter {
    * @throws RangeError when a numeric option is out of range.
    */
   constructor(keys: readonly string[], options?: CredentialRouterOptions) {
-    const { keys: copy, indexOf } = copyKeys(keys);
-    const resolved = resolveOptions(options, copy.length);
-    const size = copy.length;
-    this.#keys = copy;
-    this.#indexOf = indexOf;
+    this.#indexOf = indexKeys(keys);
+    // A private copy, not frozen: V8 reads elements of a frozen array markedly slower, on the hot path.
+    this.#keys = [...keys];
+    const size = this.#keys.length;
+    const resolved = resolveOptions(options, size);
     this.#options = resolved;
     this.#now = resolved.now;
     this.#newPicker = pickerFactory(resolved.strategy, size);
@@ -303,13 +348,11 @@ export class CredentialRouter {
     const index = this.#indexOf.get(key);
     if (index === undefined) return undefined;
     const now = this.#settle(layer);
-    const wide = stateIn(this.#all, index, now);
-    const here = stateIn(layer, index, now);
+    const all = this.#all;
+    const status = layer.status[index]!;
     // The more severe; of two cooldowns, the longer.
-    return STATUS_NAMES.indexOf(here.status) > STATUS_NAMES.indexOf(wide.status) ||
-      (here.status === "cooldown" && wide.status === "cooldown" && here.remainingMs > wide.remainingMs)
-      ? here
-      : wide;
+    const severer = status > all.status[index]! || (status === COOLDOWN && all.status[index] === COOLDOWN && layer.deadline(index) > all.deadline(index));
+    return stateIn(severer ? layer : all, index, now);
   }
 
   /**
@@ -411,10 +454,8 @@ export class CredentialRouter {
       if (index === undefined) return;
       const deadline = now + (until - wallNow);
       const code = status === "cooldown" && deadline <= now ? READY : STATUS_NAMES.indexOf(status);
-      if (scope === undefined) {
-        if (failures !== undefined) this.#failures[index] = failures;
-        else if (status === "ready") this.#failures[index] = 0;
-      }
+      // A key-wide entry's count, or the end of the run for a ready key.
+      if (scope === undefined && (failures !== undefined || status === "ready")) this.#failures[index] = failures ?? 0;
       const layer = code === READY ? this.#layer(scope) : this.#scope(scope, now);
       if ((layer !== this.#all || scope === undefined) && (code !== layer.status[index] || (code === COOLDOWN && deadline !== layer.deadline(index)))) {
         this.#set(layer, index, code, now, deadline, reasons[at]);
@@ -438,9 +479,18 @@ export class CredentialRouter {
    */
   execute<T>(fn: (key: string, context: KeyContext) => T | PromiseLike<T>, options?: ExecuteOptions): Promise<T> {
     this.#host ??= {
-      pick: (tried, scope) => this.#pick(tried, scope),
+      pick: (tried, scope) => {
+        let index = this.#pickExcept(tried, scope);
+        if (index < 0 && this.#events.active) {
+          this.#exhausted(scope, this.#layer(scope));
+          // Listeners told that no key is ready may have made one ready: look once more.
+          index = this.#pickExcept(tried, scope);
+        }
+        if (index >= 0) this.#picks++;
+        return index;
+      },
       waitMs: (tried, scope) => this.#waitMs(this.#layer(scope), this.#now(), tried),
-      key: (index) => this.#keys[index]!,
+      keys: this.#keys,
       success: (index) => void (this.#failures[index] = this.#faults[index] = 0),
       ref: (index, fields) => this.#ref(index, fields),
       fault: (index) => {
@@ -455,28 +505,13 @@ export class CredentialRouter {
 
   /** `nextKey(scope)`. */
   #nextIn(name: string): string | undefined {
-    let layer = this.#layer(name);
-    this.#settle(layer);
-    // Expiry may have dropped the scope: then it routes as the key-wide layer.
-    if (layer.dropped) layer = this.#all;
-    const index = layer.picker.pick();
-    if (index < 0) return this.#exhausted(name, layer);
+    const index = this.#pickExcept(undefined, name);
+    if (index < 0) return this.#exhausted(name, this.#layer(name));
     this.#picks++;
     return this.#keys[index];
   }
 
   /** The next ready key's index by the strategy that is not in `tried`, in the scope, or -1. */
-  #pick(tried: ReadonlySet<number> | undefined, name: string | undefined): number {
-    let index = this.#pickExcept(tried, name);
-    if (index < 0 && this.#events.active) {
-      this.#exhausted(name, this.#layer(name));
-      // Listeners told that no key is ready may have made one ready: look once more.
-      index = this.#pickExcept(tried, name);
-    }
-    if (index >= 0) this.#picks++;
-    return index;
-  }
-
   #pickExcept(tried: ReadonlySet<number> | undefined, name: string | undefined): number {
     const layer = this.#layer(name);
     this.#settle(layer);
@@ -583,8 +618,10 @@ export class CredentialRouter {
 
   /** Expires everything that has ended, key-wide and in every scope. */
   #settleAll(): number {
-    const now = this.#now();
-    for (const layer of [this.#all, ...this.#scopes.values()]) this.#expire(layer, now);
+    const layers = [this.#all, ...this.#scopes.values()];
+    // The clock is read only when some key cools.
+    const now = layers.some((layer) => layer.earliest < Infinity) ? this.#now() : 0;
+    for (const layer of layers) this.#expire(layer, now);
     return now;
   }
 
@@ -633,7 +670,7 @@ export class CredentialRouter {
     if (typeof reason !== "string") invalid(TypeError, name, "a string", reason);
     let code = this.#reasonCodes.get(reason);
     if (code === undefined) {
-      if (this.#reasonNames.length === MAX_REASONS) invalid(RangeError, name, `one of at most ${MAX_REASONS} distinct reasons a router holds`, "another");
+      if (this.#reasonNames.length === MAX_REASONS) invalid(RangeError, name, `one of at most ${MAX_REASONS} distinct reasons`, "another");
       this.#reasonCodes.set(reason, (code = this.#reasonNames.push(reason) - 1));
     }
     return code;
@@ -697,52 +734,4 @@ export class CredentialRouter {
   #fingerprintIndex(): Map<string, number> {
     return (this.#indexOfFingerprint ??= new Map(this.#fingerprintList().map((id, index) => [id, index])));
   }
-}
-
-/** A key's state in one layer alone. */
-function stateIn(layer: Layer, index: number, now: number): KeyState {
-  const status = layer.status[index]!;
-  return status === COOLDOWN ? { status: "cooldown", remainingMs: layer.deadline(index) - now } : { status: STATUS_NAMES[status] as "ready" | "blocked" | "disabled" };
-}
-
-/** Counts the key in or out of the keys the layer's picker holds. */
-function admit(layer: Layer, index: number, ready: boolean): void {
-  layer.ready += ready ? 1 : -1;
-  if (ready) layer.picker.add(index, true);
-  else layer.picker.delete(index);
-}
-
-/** When the key is ready in the layer: now, its deadline, or never (`Infinity`). */
-function readyAt(layer: Layer, index: number, now: number): number {
-  const status = layer.status[index];
-  return status === READY ? now : status === COOLDOWN ? layer.deadline(index) : Infinity;
-}
-
-/** The `scope` of an options object, checked. */
-function scopeOf(options: ScopeOptions | undefined): string | undefined {
-  if (options !== undefined && (typeof options !== "object" || options === null)) invalid(TypeError, "options", "an object", options);
-  const scope = options?.scope;
-  if (scope !== undefined && typeof scope !== "string") invalid(TypeError, "scope", "a string", scope);
-  return scope;
-}
-
-/**
- * Checks the key list and copies it, with a map from key to index. Messages name indices only.
- */
-function copyKeys(keys: readonly string[]): { keys: readonly string[]; indexOf: Map<string, number> } {
-  if (!Array.isArray(keys)) invalid(TypeError, "keys", "an array of strings", keys);
-  if (keys.length === 0) throw new TypeError("CredentialRouter requires at least one key");
-  const indexOf = new Map<string, number>();
-  // Index loops, not forEach: a hole in a sparse array must be seen, not skipped.
-  for (let index = 0; index < keys.length; index++) {
-    const key: unknown = keys[index];
-    if (typeof key !== "string" || key === "") invalid(TypeError, `keys[${index}]`, "a non-empty string", key);
-    // A lone surrogate has no UTF-8 form: two such keys would share a fingerprint.
-    if (/\p{Cs}/u.test(key)) invalid(TypeError, `keys[${index}]`, "well-formed UTF-16 (no lone surrogate)", "a string with one");
-    const first = indexOf.get(key);
-    if (first !== undefined) throw new TypeError(`keys[${index}] duplicates keys[${first}]`);
-    indexOf.set(key, index);
-  }
-  // A private copy, not frozen: V8 reads elements of a frozen array markedly slower, on the hot path.
-  return { keys: [...keys], indexOf };
 }

@@ -1,4 +1,4 @@
-import type { KeyStatus, Reason } from "./key-state.js";
+import { STATUS_NAMES, type KeyStatus, type Reason } from "./key-state.js";
 import { invalid } from "./secret.js";
 
 /**
@@ -34,7 +34,8 @@ export interface SavedState {
   keys: SavedKeyState[];
 }
 
-const STATUSES: readonly unknown[] = ["ready", "cooldown", "blocked", "disabled"];
+/** An entry of saved state as checked: a field left out is `undefined`, and `until` is there only for a cooldown. @internal */
+export type CheckedKeyState = { [Field in keyof SavedKeyState]-?: SavedKeyState[Field] | undefined } & { id: string; status: KeyStatus };
 
 /**
  * Checks that `value` has the shape of a {@link SavedState} (say, after `JSON.parse`) and returns a
@@ -42,7 +43,7 @@ const STATUSES: readonly unknown[] = ["ready", "cooldown", "blocked", "disabled"
  * throws a `TypeError` naming the first bad field otherwise.
  * @internal
  */
-export function checkSavedState(value: unknown, name = "initialState"): SavedKeyState[] {
+export function checkSavedState(value: unknown, name = "initialState"): CheckedKeyState[] {
   const fail = (path: string, what: string, received: unknown): never => invalid(TypeError, name + path, what, received);
   if (typeof value !== "object" || value === null) fail("", "an object from exportState()", value);
   const { version, savedAt, keys } = value as { version?: unknown; savedAt?: unknown; keys?: unknown };
@@ -52,30 +53,25 @@ export function checkSavedState(value: unknown, name = "initialState"): SavedKey
   const list = keys as unknown[];
   // Two entries for one key (and scope) contradict each other; exportState() never writes that.
   const seen = new Set<string>();
-  const copies: SavedKeyState[] = [];
+  const copies: CheckedKeyState[] = [];
   // An index loop, not forEach: a hole in a sparse array must be seen, not skipped.
   for (let at = 0, length = list.length; at < length; at++) {
-    const path = `.keys[${at}]`;
     const entry = list[at];
-    if (typeof entry !== "object" || entry === null) fail(path, "an object", entry);
+    /** Throws, naming the entry's `field`, unless `valid`. */
+    const check = (valid: unknown, field: string, what: string, received: unknown) => valid || fail(`.keys[${at}]${field}`, what, received);
+    check(typeof entry === "object" && entry !== null, "", "an object", entry);
     const { id, status, until, failures, reason, scope } = entry as Record<string, unknown>;
-    if (scope !== undefined && (typeof scope !== "string" || version !== 2)) fail(`${path}.scope`, "a string, in version 2", scope);
+    check(scope === undefined || (typeof scope === "string" && version === 2), ".scope", "a string, in version 2", scope);
     const slot = `${id as string}\u0000${scope ?? ""}`;
-    if (typeof id !== "string" || !/^[0-9a-f]{64}$/.test(id) || seen.has(slot)) fail(`${path}.id`, "a SHA-256 fingerprint not listed before", id);
+    check(typeof id === "string" && /^[0-9a-f]{64}$/.test(id) && !seen.has(slot), ".id", "a SHA-256 fingerprint listed once", id);
     seen.add(slot);
-    if (!STATUSES.includes(status)) fail(`${path}.status`, "a key status", status);
-    if (status === "cooldown" && !Number.isFinite(until)) fail(`${path}.until`, "an epoch time in ms", until);
+    check(STATUS_NAMES.includes(status as KeyStatus), ".status", "a key status", status);
+    const cooling = status === "cooldown";
+    check(!cooling || Number.isFinite(until), ".until", "an epoch time in ms", until);
     // The router counts failures in 32 bits: a larger count would wrap round to a small one.
-    if (failures !== undefined && !(Number.isInteger(failures) && (failures as number) >= 0 && (failures as number) < 2 ** 32)) {
-      fail(`${path}.failures`, "an integer from 0 to 4294967295", failures);
-    }
-    if (reason !== undefined && typeof reason !== "string") fail(`${path}.reason`, "a string", reason);
-    const copy: SavedKeyState = { id: id as string, status: status as KeyStatus };
-    if (status === "cooldown") copy.until = until as number;
-    if (failures !== undefined) copy.failures = failures as number;
-    if (reason !== undefined) copy.reason = reason as string;
-    if (scope !== undefined) copy.scope = scope as string;
-    copies.push(copy);
+    check(failures === undefined || (Number.isInteger(failures) && (failures as number) >= 0 && (failures as number) < 2 ** 32), ".failures", "an integer from 0 to 2^32-1", failures);
+    check(reason === undefined || typeof reason === "string", ".reason", "a string", reason);
+    copies.push({ id, status, until: cooling ? until : undefined, failures, reason, scope } as CheckedKeyState);
   }
   return copies;
 }

@@ -191,12 +191,11 @@ function runs(group: readonly number[]) {
     first,
     /** The run the key at `index` is in. */
     runOf: (index: number) => runAt[slotOf[index]!]!,
-    /** The run of the lowest ready slot, or -1. */
+    /** A picker's own state over the layout. */
     picker() {
       const ready = fullBitset(size);
       const cursor = Int32Array.from(first);
       return {
-        ready,
         membership: membership(ready, slotOf),
         /** The run of the lowest ready slot, or -1. */
         lowest(): number {

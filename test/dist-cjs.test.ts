@@ -4,17 +4,20 @@
  * condition to `dist/index.cjs` and evaluates it as CommonJS (Vitest's transform is not involved).
  */
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import type * as Library from "credential-router";
+import type * as Otel from "credential-router/otel";
+import { EXPECTED_OTEL_ROUND, runOtelRound } from "./helpers/otel-round.js";
 import { EXPECTED_ROUND, runRound, type RoundTranscript } from "./helpers/round.js";
 
 const require = createRequire(import.meta.url);
 const sections = Object.keys(EXPECTED_ROUND) as (keyof RoundTranscript)[];
 
 describe("CommonJS build (require(\"credential-router\"))", () => {
-  it("works from a plain .cjs program, the Redis entry included", () => {
+  it("works from a plain .cjs program, the Redis and OpenTelemetry entries included", () => {
     const program = fileURLToPath(new URL("./fixtures/require-round.cjs", import.meta.url));
     const result = JSON.parse(execFileSync(process.execPath, [program], { encoding: "utf8" })) as Record<string, unknown>;
     expect(result).toEqual({
@@ -26,6 +29,13 @@ describe("CommonJS build (require(\"credential-router\"))", () => {
       cooled: { status: "blocked" },
       noKey: true,
       redisEntry: "function",
+      // One key blocked, the other disabled, as the SDK collected them through the CJS entry.
+      otelKeys: [
+        ["ready", 0],
+        ["cooldown", 0],
+        ["blocked", 1],
+        ["disabled", 1],
+      ],
     });
   });
 
@@ -65,3 +75,22 @@ describe("CommonJS build (require(\"credential-router\"))", () => {
     });
   });
 });
+
+describe("CommonJS build of the OpenTelemetry entry (require(\"credential-router/otel\"))", () => {
+  it("resolves to dist/otel.cjs through the exports map, and loads as CommonJS", () => {
+    expect(require.resolve("credential-router/otel")).toBe(fileURLToPath(new URL("../dist/otel.cjs", import.meta.url)));
+    const otel = require("credential-router/otel") as typeof Otel;
+    expect(require.cache[require.resolve("credential-router/otel")]?.exports).toBe(otel);
+  });
+
+  it("exports the same names as the ESM build, and requires nothing", async () => {
+    const esm = (await import("../dist/otel.js" as string)) as typeof Otel;
+    expect(Object.keys(require("credential-router/otel") as typeof Otel).sort()).toEqual(Object.keys(esm).sort());
+    expect(readFileSync(new URL("../dist/otel.cjs", import.meta.url), "utf8")).not.toMatch(/\brequire\(/);
+  });
+
+  it("runs the shared round with the CommonJS core", () => {
+    expect(runOtelRound(require("credential-router") as typeof Library, require("credential-router/otel") as typeof Otel)).toEqual(EXPECTED_OTEL_ROUND);
+  });
+});
+

@@ -13,13 +13,16 @@ import { readFileSync } from "node:fs";
 import { EdgeVM } from "@edge-runtime/vm";
 import ts from "typescript";
 import { beforeAll, describe, expect, it } from "vitest";
+import { EXPECTED_OTEL_ROUND } from "./helpers/otel-round.js";
 import { EXPECTED_ROUND, type RoundTranscript } from "./helpers/round.js";
 
 const packageJson = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
-  exports: { ".": { import: { default: string } } };
+  exports: Record<"." | "./otel", { import: { default: string } }>;
 };
 /** What an edge bundler picks for `import "credential-router"`: the `import` condition of the exports map. */
 const bundleUrl = new URL(`../${packageJson.exports["."].import.default}`, import.meta.url);
+/** The same for `import "credential-router/otel"`. */
+const otelBundleUrl = new URL(`../${packageJson.exports["./otel"].import.default}`, import.meta.url);
 
 /** The bundle as a script: its closing `export { a, b as c };` becomes `globalThis.<name> = { a, c: b };`. */
 function bundleAsScript(code: string, globalName: string): string {
@@ -39,13 +42,13 @@ function bundleAsScript(code: string, globalName: string): string {
   return `${code.slice(0, match.index)}globalThis.${globalName} = { ${members.join(", ")} };${code.slice(match.index + match[0].length)}`;
 }
 
-/** The shared round as a script that leaves its exports on a global. */
-function roundAsScript(globalName: string): string {
-  const source = readFileSync(new URL("./helpers/round.ts", import.meta.url), "utf8");
+/** A shared round (`./helpers/<file>`) as a script that leaves its exports on a global. */
+function roundAsScript(globalName: string, file = "round.ts"): string {
+  const source = readFileSync(new URL(`./helpers/${file}`, import.meta.url), "utf8");
   const { outputText } = ts.transpileModule(source, {
     compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 },
   });
-  if (/\brequire\(/.test(outputText)) throw new Error("test/helpers/round.ts must not import anything at run time");
+  if (/\brequire\(/.test(outputText)) throw new Error(`test/helpers/${file} must not import anything at run time`);
   return `(function (exports) {\n${outputText}\n})(globalThis.${globalName} = {});`;
 }
 
@@ -101,3 +104,25 @@ describe("edge runtime (the ESM build in @edge-runtime/vm)", () => {
     });
   });
 });
+
+describe("edge runtime: the OpenTelemetry entry (its ESM build in @edge-runtime/vm)", () => {
+  let vm: EdgeVM;
+  beforeAll(() => {
+    vm = new EdgeVM();
+    vm.evaluate(bundleAsScript(readFileSync(bundleUrl, "utf8"), "credentialRouter"));
+    vm.evaluate(bundleAsScript(readFileSync(otelBundleUrl, "utf8"), "credentialRouterOtel"));
+    vm.evaluate(roundAsScript("otelRound", "otel-round.ts"));
+  });
+
+  it("loads the file the exports map names for import", () => {
+    expect(otelBundleUrl.pathname).toMatch(/\/dist\/otel\.js$/);
+    expect(vm.evaluate("Object.keys(globalThis.credentialRouterOtel)")).toEqual(["instrument"]);
+  });
+
+  it("runs the shared round where Node's globals do not exist", () => {
+    expect(vm.evaluate("typeof process")).toBe("undefined");
+    const json = vm.evaluate<string>("JSON.stringify(otelRound.runOtelRound(credentialRouter, credentialRouterOtel))");
+    expect(JSON.parse(json)).toEqual(EXPECTED_OTEL_ROUND);
+  });
+});
+

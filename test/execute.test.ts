@@ -1520,3 +1520,111 @@ describe("execute: error bodies", () => {
     expect(response.bodyUsed).toBe(false);
   });
 });
+
+describe("execute: the exhausted event", () => {
+  function listen(router: CredentialRouter) {
+    const exhausted: unknown[] = [];
+    router.subscribe((event) => {
+      if (event.type === "exhausted") exhausted.push(event.retryAfterMs);
+    });
+    return exhausted;
+  }
+
+  it("is not told when execute has tried every key and they are all still ready", async () => {
+    const { router } = routerWith();
+    const exhausted = listen(router);
+    const error = new TypeError("fetch failed");
+    const { fn, keys } = upstream({}, fail(error));
+    await expect(router.execute(fn, { maxAttempts: 5 })).rejects.toBe(error);
+    expect(keys()).toEqual(KEYS);
+    expect(exhausted).toEqual([]);
+  });
+
+  it("is not told when the keys execute did not try are out but the tried ones are still ready", async () => {
+    const { router } = routerWith();
+    router.markErrorWithDelay(KEY_C, 5_000);
+    const exhausted = listen(router);
+    const error = new TypeError("fetch failed");
+    const { fn, keys } = upstream({}, fail(error));
+    await expect(router.execute(fn, { maxAttempts: 3 })).rejects.toBe(error);
+    expect(keys()).toEqual([KEY_A, KEY_B]);
+    expect(exhausted).toEqual([]);
+    expect(router.nextKey()).toBe(KEY_A);
+  });
+
+  it("is told once when execute's attempts leave no key ready", async () => {
+    const { router } = routerWith();
+    router.markBlocked(KEY_C);
+    const exhausted = listen(router);
+    const { fn, keys } = upstream({}, () => respond(429, { "retry-after": "7" }));
+    expect(((await router.execute(fn, { maxAttempts: 3 })) as Response).status).toBe(429);
+    expect(keys()).toEqual([KEY_A, KEY_B]);
+    expect(exhausted).toEqual([7_000]);
+  });
+});
+
+describe("execute: abort on the last attempt", () => {
+  it("an abort during the last allowed attempt rejects with signal.reason, not the attempt's error, and marks nothing", async () => {
+    const { router } = routerWith();
+    const controller = new AbortController();
+    const reason = new Error("caller gave up");
+    const seen: number[] = [];
+    const { fn, keys } = upstream({}, (_key, { attempt }) => {
+      if (attempt < 2) return respond(503);
+      controller.abort(reason);
+      throw new DOMException("This operation was aborted", "AbortError");
+    });
+    // classify would cool down any key whose attempt it sees: the aborted one must never reach it.
+    const classify = (outcome: Outcome): Verdict => (seen.push(outcome.attempt), { type: "cooldown" });
+    await expect(router.execute(fn, { signal: controller.signal, maxAttempts: 2, classify })).rejects.toBe(reason);
+    expect(keys()).toEqual([KEY_A, KEY_B]);
+    expect(seen).toEqual([1]);
+    expect(router.stateOf(KEY_B)).toEqual({ status: "ready" });
+  });
+
+  it("an abort during the only attempt rejects with signal.reason", async () => {
+    const { router } = routerWith({}, [KEY_A]);
+    const controller = new AbortController();
+    const reason = new Error("caller gave up");
+    const { fn } = upstream({}, () => {
+      controller.abort(reason);
+      throw new TypeError("fetch failed");
+    });
+    await expect(router.execute(fn, { signal: controller.signal })).rejects.toBe(reason);
+    expect(router.snapshot()[0]).toMatchObject({ state: { status: "ready" }, failures: 0 });
+  });
+
+  it("an error with a status thrown as the caller aborts still marks its key, then rejects with signal.reason", async () => {
+    const { router } = routerWith();
+    const controller = new AbortController();
+    const reason = new Error("caller gave up");
+    const { fn, keys } = upstream({}, () => {
+      controller.abort(reason);
+      throw apiError(429, { headers: { "retry-after": "30" } });
+    });
+    await expect(router.execute(fn, { signal: controller.signal })).rejects.toBe(reason);
+    expect(keys()).toEqual([KEY_A]);
+    // The server did answer 429 for this key: that says something about the key, abort or not.
+    expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 30_000 });
+  });
+});
+
+describe("execute: what a bad argument's message says", () => {
+  it("a classify that is not a function", async () => {
+    const { router } = routerWith();
+    await expect(router.execute(upstream().fn, { classify: "retry" as never })).rejects.toThrow("classify must be a function, received a string");
+  });
+
+  it("a verdict classify returned that is not a Verdict", async () => {
+    const { router } = routerWith();
+    const classify = () => ({ type: "later" }) as unknown as Verdict;
+    await expect(router.execute(upstream().fn, { classify })).rejects.toThrow("classify's verdict must be a Verdict");
+  });
+
+  it("a null signal is refused like any other non-signal", async () => {
+    const { router } = routerWith();
+    const { fn, calls } = upstream();
+    await expect(router.execute(fn, { signal: null as never })).rejects.toThrow("signal must be an AbortSignal, received null");
+    expect(calls).toHaveLength(0);
+  });
+});

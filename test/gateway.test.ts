@@ -278,8 +278,9 @@ describe("gateway: rate limits", () => {
   it("moves to the next key on a 429 and cools the first one down for the upstream's Retry-After", async () => {
     // Pre-emptive cooldowns off: this is about the 429 itself (B's success spends B's window).
     const { upstream, gateway } = await setup({ requestsPerWindow: 1, windowMs: 60_000 }, { routerOptions: { strategy: { type: "fill-first" }, preemptive: false } });
-    // Use up key A's window behind the gateway's back: the router still thinks A is ready.
-    await (await fetch(`${upstream.url}/v1/models`, { headers: { authorization: `Bearer ${KEY_A}` } })).text();
+    // Use up key A's budget for the model behind the gateway's back: the router still thinks A is ready.
+    const body = JSON.stringify({ model: "m", messages: [{ role: "user", content: "hello" }] });
+    await (await fetch(`${upstream.url}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${KEY_A}` }, body })).text();
 
     const response = await chat(gateway);
     expect(response.status).toBe(200);
@@ -289,8 +290,10 @@ describe("gateway: rate limits", () => {
     expect(stats.byKey.get(KEY_A)).toMatchObject({ rateLimited: 1 });
     expect(stats.byKey.get(KEY_B)).toMatchObject({ served: 1 });
 
-    // The mock's window has exactly 60 s left (its clock did not move): the cooldown follows it.
-    const state = gateway.router.stateOf(KEY_A);
+    // The mock's next slot is exactly 60 s away (its clock did not move): the cooldown follows it,
+    // for the request's model only.
+    expect(gateway.router.stateOf(KEY_A)).toEqual({ status: "ready" });
+    const state = gateway.router.stateOf(KEY_A, "m");
     expect(state?.status).toBe("cooldown");
     const remainingMs = state?.status === "cooldown" ? state.remainingMs : 0;
     expect(remainingMs).toBeGreaterThan(50_000);
@@ -330,6 +333,61 @@ describe("gateway: rate limits", () => {
     expect(body.error.code).toBe("no_key_available");
     expect(upstream.stats().total.requests).toBe(before + 1);
     expectNoSecret(JSON.stringify(body) + logs.text());
+  });
+});
+
+describe("gateway: models (scopes)", () => {
+  const body = (model: unknown, extra: object = {}) => ({ messages: [{ role: "user", content: "hi" }], ...extra, model });
+
+  it("keeps a 429 to the request's model: the key goes on serving the other models", async () => {
+    const { upstream, gateway } = await setup(
+      { requestsPerWindow: 1, windowMs: 60_000 },
+      { keys: [KEY_A, KEY_B], routerOptions: { strategy: { type: "fill-first" }, preemptive: false } },
+    );
+    upstream.throttle(KEY_A, 60_000, "big");
+    const big = await chat(gateway, { model: "big", messages: [] });
+    expect(big.status).toBe(200);
+    expect(big.headers.get("x-gateway-attempts")).toBe("2");
+    await big.text();
+    expect(gateway.router.stateOf(KEY_A, "big")?.status).toBe("cooldown");
+    // Another model, with "model" not the first field: still key A, in one attempt.
+    const small = await chat(gateway, body("small"));
+    expect(small.headers.get("x-gateway-attempts")).toBe("1");
+    await small.text();
+    expect(upstream.stats().byKey.get(KEY_A)).toMatchObject({ served: 1, rateLimited: 1 });
+    expect(gateway.router.snapshot()[0]!.scopes).toEqual([{ scope: "big", state: expect.objectContaining({ status: "cooldown" }), reason: "rate_limit" }]);
+  });
+
+  it("with scopeByModel false, a 429 for one model takes the key out for every model", async () => {
+    const { upstream, gateway } = await setup(
+      { requestsPerWindow: 1, windowMs: 60_000 },
+      { keys: [KEY_A, KEY_B], scopeByModel: false, routerOptions: { strategy: { type: "fill-first" }, preemptive: false } },
+    );
+    upstream.throttle(KEY_A, 60_000, "big");
+    await (await chat(gateway, { model: "big", messages: [] })).text();
+    expect(gateway.router.stateOf(KEY_A)?.status).toBe("cooldown");
+    const small = await chat(gateway, body("small"));
+    expect(small.status).toBe(200);
+    await small.text();
+    // Key B served it: key A, which had budget for "small", was out.
+    expect(upstream.stats().byKey.get(KEY_A)).toMatchObject({ served: 0, rateLimited: 1 });
+    expect(upstream.stats().byKey.get(KEY_B)).toMatchObject({ served: 2 });
+  });
+
+  it("routes key-wide when the body names no model at its top level, or one that is not a string of at most 256 characters", async () => {
+    const { upstream, gateway } = await setup({}, { keys: [KEY_A, KEY_B], routerOptions: { strategy: { type: "fill-first" }, preemptive: false } });
+    const cooled: Array<string | undefined> = [];
+    gateway.router.subscribe((event) => {
+      if (event.type === "cooldown") cooled.push(event.scope);
+    });
+    for (const [index, text] of ['{"messages":[]}', '{"messages":[],"metadata":{"model":"big"}}', '{"model":7,"messages":[]}', `{"model":"${"x".repeat(300)}","messages":[]}`].entries()) {
+      upstream.throttle(KEY_A, 60_000);
+      gateway.router.clearCooldown(KEY_A);
+      const answer = await rawRequest(gateway.url, "/v1/chat/completions", { "content-type": "application/json" }, text);
+      expect(answer.headers["x-gateway-attempts"], text).toBe("2");
+      expect(cooled[index], text).toBeUndefined();
+    }
+    expect(cooled).toHaveLength(4);
   });
 });
 
@@ -630,8 +688,10 @@ describe("gateway: upstream timeout", () => {
     expect(text).toContain('"content":"You ');
     expect(text).not.toContain("[DONE]");
     // Whichever key served the stream (a loaded machine could time out a key's headers first).
-    const cooling = [KEY_A, KEY_B, KEY_C].filter((key) => gateway.router.stateOf(key)?.status === "cooldown");
+    const cooling = gateway.router.snapshot().filter((row) => row.state.status === "cooldown");
     expect(cooling.length).toBeGreaterThanOrEqual(1);
+    // The service failed on that key: reason "server", as for the 5xx the core counts.
+    expect(cooling.map((row) => row.reason)).toEqual(cooling.map(() => "server"));
     hold.release();
   });
 
@@ -792,6 +852,14 @@ describe("gateway: command line", () => {
     const logging = await run([], { ...env, GATEWAY_LOG_REQUESTS: "yes please" });
     expect(logging.code).toBe(2);
     expect(logging.errors).toContain("GATEWAY_LOG_REQUESTS must be 1, true, 0 or false");
+    const scopes = await run([], { ...env, GATEWAY_MODEL_SCOPES: "off" });
+    expect(scopes.code).toBe(2);
+    expect(scopes.errors).toContain("GATEWAY_MODEL_SCOPES must be 1, true, 0 or false");
+    for (const port of ["abc", "70000", "-1"]) {
+      const admin = await run([], { ...env, GATEWAY_ADMIN_PORT: port });
+      expect(admin.code).toBe(2);
+      expect(admin.errors).toContain("--admin-port (or GATEWAY_ADMIN_PORT) must be an integer from 0 to 65535");
+    }
     // Valid values from the environment get as far as reading the keys file.
     const { code, errors } = await run([], {
       ...env,
@@ -799,6 +867,8 @@ describe("gateway: command line", () => {
       GATEWAY_COOLDOWN_MS: "1000",
       GATEWAY_UPSTREAM_TIMEOUT_MS: "30000",
       GATEWAY_LOG_REQUESTS: "1",
+      GATEWAY_MODEL_SCOPES: "0",
+      GATEWAY_ADMIN_PORT: "0",
     });
     expect(code).toBe(2);
     expect(errors).toContain("cannot read the keys file /nonexistent/keys.txt: ENOENT");

@@ -26,7 +26,7 @@ const options: ts.CompilerOptions = {
   noEmit: true,
   skipLibCheck: true,
   baseUrl: root,
-  paths: { "credential-router": ["src/index.ts"], "credential-router/redis": ["src/redis/index.ts"] },
+  paths: { "credential-router": ["src/index.ts"], "credential-router/redis": ["src/redis/index.ts"], "credential-router/otel": ["src/otel/index.ts"] },
 };
 
 function diagnosticsOf(snippet: (typeof snippets)[number]): string[] {

@@ -569,3 +569,24 @@ describe("listeners that mark keys", () => {
     expect(router.stateOf("a")).toEqual({ status: "disabled" });
   });
 });
+
+describe("no clock read while no key is cooling", () => {
+  it("picks, reads of state, exports and execute never call now() while no key cools", async () => {
+    let reads = 0;
+    const keys = ["sk-clock-0000aaaa1111", "sk-clock-2222bbbb3333", "sk-clock-4444cccc5555"];
+    const router = new CredentialRouter(keys, { now: () => (reads++, 0) });
+    router.markBlocked(keys[1]!);
+    router.markDisabled(keys[2]!);
+    router.markSuccess(keys[0]!);
+    expect(router.nextKey()).toBe(keys[0]);
+    expect(router.stateOf(keys[0]!)).toEqual({ status: "ready" });
+    expect(router.nextReadyInMs()).toBe(0);
+    expect(router.snapshot().map((row) => row.state.status)).toEqual(["ready", "blocked", "disabled"]);
+    expect(router.exportState().keys).toHaveLength(2);
+    expect(await router.execute(() => "ok")).toBe("ok");
+    expect(reads).toBe(0);
+    // One cooling key, and the clock is read.
+    router.markError(keys[0]!);
+    expect(reads).toBeGreaterThan(0);
+  });
+});

@@ -1,6 +1,6 @@
 import * as FakeTimers from "@sinonjs/fake-timers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { CredentialRouter, fingerprint, type CredentialRouterOptions, type SavedState } from "../src/index.js";
+import { CredentialRouter, fingerprint, type CredentialRouterOptions, type RouterEvent, type SavedState } from "../src/index.js";
 import { KEY_A, KEY_B, KEY_C } from "./helpers/fixtures.js";
 
 const KEY_D = "sk-proj-DDDD7777hhhh8888iiii";
@@ -303,5 +303,128 @@ describe("importState is all or nothing", () => {
     expect(router.stateOf(KEY_A)).toEqual({ status: "blocked" });
     expect(router.nextKey()).toBe(KEY_B);
     expect(router.snapshot()[0]!.state).toEqual({ status: "blocked" });
+  });
+});
+
+describe("importState", () => {
+  /** A router with KEY_A two failures into a run: ready again, its next default cooldown 40 s. */
+  function routerAfterTwoFailures() {
+    const router = routerOf(KEYS, { maxCooldownMs: 600_000 });
+    router.markError(KEY_A);
+    clock.tick(10_000);
+    router.markError(KEY_A);
+    clock.tick(20_000);
+    expect(router.snapshot()[0]).toMatchObject({ state: { status: "ready" }, failures: 2 });
+    return router;
+  }
+
+  const stateOf = (keys: SavedState["keys"]): SavedState => ({ version: 1, savedAt: Date.now(), keys });
+
+  it("a ready entry without failures ends the key's run, as clearCooldown does", () => {
+    const router = routerAfterTwoFailures();
+    router.importState(stateOf([{ id: fingerprint(KEY_A), status: "ready" }]));
+    expect(router.snapshot()[0]).toMatchObject({ state: { status: "ready" }, failures: 0 });
+    router.markError(KEY_A);
+    expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 10_000 });
+  });
+
+  it.each(["cooldown", "blocked", "disabled"] as const)("a %s entry without failures keeps the key's own count", (status) => {
+    const router = routerAfterTwoFailures();
+    router.importState(stateOf([{ id: fingerprint(KEY_A), status, until: Date.now() + 5_000 }]));
+    expect(router.snapshot()[0]).toMatchObject({ state: { status }, failures: 2 });
+  });
+
+  it("after an imported cooldown without failures, the run goes on where it was", () => {
+    const router = routerAfterTwoFailures();
+    router.importState(stateOf([{ id: fingerprint(KEY_A), status: "cooldown", until: Date.now() + 5_000 }]));
+    clock.tick(5_000);
+    router.markError(KEY_A);
+    // The third window of the run: 10 s doubled twice.
+    expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 40_000 });
+  });
+
+  it("an entry's failures replace the key's own, whatever its status", () => {
+    const router = routerAfterTwoFailures();
+    router.importState(stateOf([{ id: fingerprint(KEY_A), status: "blocked", failures: 5 }]));
+    expect(router.snapshot()[0]).toMatchObject({ state: { status: "blocked" }, failures: 5 });
+  });
+
+  it("a cooldown that has already ended leaves a ready key alone, with no event, and the ready count right", () => {
+    const router = routerOf([KEY_A, KEY_B]);
+    const events: RouterEvent[] = [];
+    router.subscribe((event) => void events.push(event));
+    router.importState(stateOf([{ id: fingerprint(KEY_A), status: "cooldown", until: Date.now() - 1 }]));
+    router.importState(stateOf([{ id: fingerprint(KEY_A), status: "cooldown", until: Date.now() }]));
+    expect(events).toEqual([]);
+    expect(router.stateOf(KEY_A)).toEqual({ status: "ready" });
+    // Had the import added KEY_A to the ready keys a second time, one key would still seem ready.
+    router.markBlocked(KEY_A);
+    router.markBlocked(KEY_B);
+    expect(router.nextKey()).toBeUndefined();
+    expect(router.nextReadyInMs()).toBeUndefined();
+  });
+
+  it("a cooldown that has already ended makes a cooling key ready, with one ready event", () => {
+    const router = routerOf([KEY_A, KEY_B]);
+    router.markErrorWithDelay(KEY_A, 60_000);
+    const events: RouterEvent[] = [];
+    router.subscribe((event) => void events.push(event));
+    router.importState(stateOf([{ id: fingerprint(KEY_A), status: "cooldown", until: Date.now() - 1 }]));
+    expect(events).toMatchObject([{ type: "ready", index: 0 }]);
+    expect(router.stateOf(KEY_A)).toEqual({ status: "ready" });
+    expect(router.nextReadyInMs()).toBe(0);
+  });
+
+  it("a cooldown still running moves the deadline of a cooling key, with one cooldown event", () => {
+    const router = routerOf([KEY_A, KEY_B]);
+    router.markErrorWithDelay(KEY_A, 60_000);
+    const events: RouterEvent[] = [];
+    router.subscribe((event) => void events.push(event));
+    router.importState(stateOf([{ id: fingerprint(KEY_A), status: "cooldown", until: Date.now() + 5_000 }]));
+    router.importState(stateOf([{ id: fingerprint(KEY_A), status: "cooldown", until: Date.now() + 5_000 }]));
+    expect(events).toMatchObject([{ type: "cooldown", index: 0, delayMs: 5_000 }]);
+    expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 5_000 });
+    router.markBlocked(KEY_B);
+    expect(router.nextReadyInMs()).toBe(5_000);
+  });
+});
+
+describe("malformed initialState: edges", () => {
+  it("accepts failures of 0", () => {
+    const initialState: SavedState = { version: 1, savedAt: EPOCH, keys: [{ id: fingerprint(KEY_A), status: "blocked", failures: 0 }] };
+    expect(routerOf(KEYS, { initialState }).stateOf(KEY_A)).toEqual({ status: "blocked" });
+  });
+
+  it.each([
+    ["a 65-digit id", `${fingerprint(KEY_A)}0`],
+    ["an id with a prefix", `0${fingerprint(KEY_A).slice(1)}x`],
+  ])("refuses %s", (_, id) => {
+    const initialState = { version: 1, savedAt: EPOCH, keys: [{ id, status: "blocked" }] } as SavedState;
+    expect(() => routerOf(KEYS, { initialState })).toThrow("initialState.keys[0].id must be a SHA-256 fingerprint listed once");
+  });
+});
+
+describe("malformed initialState: what the message says is expected", () => {
+  const id = fingerprint(KEY_A);
+  const withKeys = (keys: unknown[]) => ({ version: 1, savedAt: EPOCH, keys });
+
+  it.each<[string, unknown]>([
+    ["initialState must be an object from exportState()", null],
+    ["initialState.version must be 1 or 2", { version: 3, savedAt: EPOCH, keys: [] }],
+    ["initialState.savedAt must be an epoch time in ms", { version: 1, keys: [] }],
+    ["initialState.keys must be an array", { version: 1, savedAt: EPOCH, keys: {} }],
+    ["initialState.keys[0] must be an object", withKeys([5])],
+    ["initialState.keys[0].id must be a SHA-256 fingerprint listed once", withKeys([{ id: [id], status: "blocked" }])],
+    ["initialState.keys[0].status must be a key status", withKeys([{ id, status: "cooling" }])],
+    ["initialState.keys[0].until must be an epoch time in ms", withKeys([{ id, status: "cooldown" }])],
+    ["initialState.keys[0].failures must be an integer from 0 to 2^32-1", withKeys([{ id, status: "ready", failures: -1 }])],
+  ])("%s", (message, initialState) => {
+    expect(() => routerOf(KEYS, { initialState: initialState as SavedState })).toThrow(message);
+  });
+});
+
+describe("importState: malformed state", () => {
+  it("names the argument `state` in its message", () => {
+    expect(() => routerOf().importState({ version: 3 } as unknown as SavedState)).toThrow("state.version must be 1 or 2");
   });
 });

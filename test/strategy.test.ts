@@ -1,7 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { CredentialRouter, type RoutingStrategy } from "../src/index.js";
+import { CredentialRouter, NoKeyAvailableError, isNoKeyAvailableError, type RouterEvent, type RoutingStrategy } from "../src/index.js";
 import { manualClock } from "./helpers/fixtures.js";
+
+/**
+ * For the tests that make millions of picks or hundreds of property runs: well under a second on a
+ * quiet machine, many times that on two busy cores or under Stryker's instrumentation.
+ */
+const HEAVY_TEST_TIMEOUT_MS = 60_000;
 
 const letters = (count: number) => Array.from({ length: count }, (_, i) => String.fromCharCode(97 + i));
 
@@ -49,7 +55,7 @@ describe("weighted", () => {
       }),
       { numRuns: 200 },
     );
-  });
+  }, HEAVY_TEST_TIMEOUT_MS);
 
   it("gives a cooling key's share to the ready keys in proportion to their weights", () => {
     const clock = manualClock(0);
@@ -78,7 +84,7 @@ describe("weighted", () => {
     const router = new CredentialRouter(letters(2), { strategy: { type: "weighted", weights: [1e-3, 3e-3] } });
     picks(router, 3_000_000);
     expect(countOf(picks(router, 4_000))).toEqual({ a: 1_000, b: 3_000 });
-  });
+  }, HEAVY_TEST_TIMEOUT_MS);
 
   it("never returns a key that is not ready", () => {
     fc.assert(
@@ -237,5 +243,207 @@ describe("weighted, with extreme weights", () => {
     expect(picks(router, 3)).toEqual(["b", "b", "b"]);
     router.clearCooldown("a");
     expect(countOf(picks(router, 100))).toEqual({ a: 100 });
+  });
+});
+
+/** Each window of W consecutive picks (W the sum of the weights) gives each key its weight ±1. */
+function expectSmooth(served: string[], weights: readonly number[]) {
+  const total = weights.reduce((sum, weight) => sum + weight, 0);
+  for (let start = 0; start + total <= served.length; start++) {
+    const counts = countOf(served.slice(start, start + total));
+    weights.forEach((weight, i) => expect(Math.abs((counts[letters(weights.length)[i]!] ?? 0) - weight)).toBeLessThanOrEqual(1));
+  }
+}
+
+describe("weighted: a key coming back", () => {
+  it("a key of unequal weight back from a long cooldown gets its share, with no burst to catch up", () => {
+    const clock = manualClock(0);
+    const weights = [3, 2, 1];
+    const router = new CredentialRouter(letters(3), { now: clock.now, cooldownMs: 60_000, strategy: { type: "weighted", weights } });
+    router.markError("c");
+    expect(countOf(picks(router, 500))).toEqual({ a: 300, b: 200 });
+    clock.advance(60_000);
+    const served = picks(router, 60);
+    // A catch-up would serve c many times in a row for the 500 picks it missed.
+    expect(longestRun(served)).toBeLessThanOrEqual(2);
+    expectSmooth(served, weights);
+    expect(countOf(served)).toEqual({ a: 30, b: 20, c: 10 });
+  });
+
+  it("a heavy key back from cooldown takes its share again at once", () => {
+    const clock = manualClock(0);
+    const weights = [1, 4];
+    const router = new CredentialRouter(letters(2), { now: clock.now, cooldownMs: 1_000, strategy: { type: "weighted", weights } });
+    router.markError("b");
+    expect(picks(router, 50)).toEqual(Array(50).fill("a"));
+    clock.advance(1_000);
+    const served = picks(router, 50);
+    expectSmooth(served, weights);
+    expect(countOf(served)).toEqual({ a: 10, b: 40 });
+  });
+  it("a key out and back before its next turn (a zero Retry-After) keeps its turn: no extra pick, none lost", () => {
+    const clock = manualClock(0);
+    const strategy: RoutingStrategy = { type: "weighted", weights: [1, 3, 2] };
+    const undisturbed = new CredentialRouter(letters(3), { strategy });
+    const router = new CredentialRouter(letters(3), { now: clock.now, strategy });
+    const served: string[] = [];
+    for (let pick = 0; pick < 60; pick++) {
+      const key = router.nextKey()!;
+      served.push(key);
+      router.markErrorWithDelay(key, 0);
+    }
+    expect(served).toEqual(picks(undisturbed, 60));
+  });
+});
+
+describe("weighted: the virtual clock over a very long run", () => {
+  it(
+    "keeps exact shares after the clock has run far enough for floats to drop fractions (the rebase)",
+    () => {
+      // c and d weigh so little that each of their picks moves the virtual clock by 2^30 units (the
+      // floor of 2^-30 of the heaviest weight). Without the rebase, 2^18 such picks take the clock to
+      // 2^48, where a double keeps only 1/16ths: a's interval (5/3) would round to 27/16 and its share
+      // drift from 3/8 to 16/43. Two such classes, so that the rebase must move both deadlines and
+      // the heap's copies of them alike.
+      const router = new CredentialRouter(letters(4), { strategy: { type: "weighted", weights: [3, 5, 1e-12, 2e-12] } });
+      router.markBlocked("a");
+      router.markBlocked("b");
+      const light = picks(router, 2 ** 18);
+      expect(countOf(light)).toEqual({ c: 2 ** 17, d: 2 ** 17 });
+      expect(longestRun(light)).toBe(1);
+      router.clearCooldown("a");
+      router.clearCooldown("b");
+      const served = picks(router, 8_000);
+      expect(countOf(served)).toEqual({ a: 3_000, b: 5_000 });
+      expectSmooth(served, [3, 5]);
+    },
+    HEAVY_TEST_TIMEOUT_MS,
+  );
+});
+
+describe("random: keys leaving and coming back", () => {
+  /** Draws that walk through [0, 1) in steps of 1/97, so every ready slot is drawn again and again. */
+  const sweep = () => {
+    let step = 0;
+    return () => (step++ % 97) / 97;
+  };
+
+  it("never serves a cooling key, serves it again once its cooldown ends, and serves every ready key", () => {
+    const clock = manualClock(0);
+    const router = new CredentialRouter(letters(4), { now: clock.now, cooldownMs: 1_000, strategy: { type: "random", random: sweep() } });
+    router.markError("b");
+    router.markBlocked("d");
+    expect(new Set(picks(router, 200))).toEqual(new Set(["a", "c"]));
+    clock.advance(999);
+    expect(new Set(picks(router, 200))).toEqual(new Set(["a", "c"]));
+    clock.advance(1);
+    expect(new Set(picks(router, 200))).toEqual(new Set(["a", "b", "c"]));
+    router.clearCooldown("d");
+    const counts = countOf(picks(router, 4_000));
+    for (const key of letters(4)) expect(counts[key]).toBeGreaterThan(900);
+  });
+
+  it("a key that leaves and comes back in any order is served again, and only ready keys are", () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(4), fc.boolean()), { maxLength: 60 }), (steps) => {
+        const keys = letters(5);
+        const router = new CredentialRouter(keys, { strategy: { type: "random", random: sweep() } });
+        const out = new Set<string>();
+        for (const [at, leave] of steps) {
+          const key = keys[at]!;
+          if (leave) {
+            router.markBlocked(key);
+            out.add(key);
+          } else {
+            router.clearCooldown(key);
+            out.delete(key);
+          }
+          // 97 draws of the sweep cover every slot of up to 5 ready keys.
+          const ready = keys.filter((k) => !out.has(k));
+          expect(new Set(picks(router, 97))).toEqual(new Set(ready.length === 0 ? ["-"] : ready));
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it("runs out of keys: nextKey is undefined, the exhausted event fires, and execute rejects", async () => {
+    const clock = manualClock(0);
+    const router = new CredentialRouter(letters(3), { now: clock.now, cooldownMs: 1_000, strategy: { type: "random", random: sweep() } });
+    const events: RouterEvent[] = [];
+    router.subscribe((event) => void events.push(event));
+    router.markBlocked("a");
+    router.markError("b");
+    clock.advance(400);
+    router.markError("c");
+    events.length = 0;
+    expect(picks(router, 5)).toEqual(["-", "-", "-", "-", "-"]);
+    expect(events).toEqual(Array(5).fill({ type: "exhausted", retryAfterMs: 600 }));
+    let called = 0;
+    const error = await router.execute(() => called++).catch((caught: unknown) => caught);
+    expect(isNoKeyAvailableError(error)).toBe(true);
+    expect((error as NoKeyAvailableError).retryAfterMs).toBe(600);
+    expect(called).toBe(0);
+    clock.advance(600);
+    expect(new Set(picks(router, 50))).toEqual(new Set(["b"]));
+  });
+});
+
+describe("priority: every key out", () => {
+  it("execute rejects with NoKeyAvailableError without calling fn, and the exhausted event fires", async () => {
+    const clock = manualClock(0);
+    const strategy: RoutingStrategy = { type: "priority", tiers: [0, 0, 1, 2] };
+    const router = new CredentialRouter(letters(4), { now: clock.now, cooldownMs: 1_000, strategy });
+    const events: RouterEvent[] = [];
+    router.subscribe((event) => void events.push(event));
+    router.markBlocked("a");
+    router.markErrorWithDelay("b", 3_000);
+    router.markDisabled("c");
+    router.markErrorWithDelay("d", 2_000);
+    events.length = 0;
+    let called = 0;
+    const error = await router.execute(() => called++).catch((caught: unknown) => caught);
+    expect(isNoKeyAvailableError(error)).toBe(true);
+    expect((error as NoKeyAvailableError).retryAfterMs).toBe(2_000);
+    expect(called).toBe(0);
+    expect(events).toEqual([{ type: "exhausted", retryAfterMs: 2_000 }]);
+    expect(router.nextKey()).toBeUndefined();
+    clock.advance(2_000);
+    expect(picks(router, 2)).toEqual(["d", "d"]);
+  });
+
+  it("execute goes down the tiers as the better keys are rejected, then rejects when none is left", async () => {
+    const router = new CredentialRouter(letters(3), { strategy: { type: "priority", tiers: [2, 0, 1] } });
+    const events: RouterEvent[] = [];
+    router.subscribe((event) => void events.push(event));
+    const tried: string[] = [];
+    const last = await router.execute((key) => {
+      tried.push(key);
+      return { status: 401 };
+    });
+    expect(last).toEqual({ status: 401 });
+    expect(tried).toEqual(["b", "c", "a"]);
+    expect(events.filter((event) => event.type === "exhausted")).toEqual([]);
+    await expect(router.execute(() => "never")).rejects.toThrow(NoKeyAvailableError);
+    expect(events.at(-1)).toEqual({ type: "exhausted", retryAfterMs: undefined });
+  });
+});
+
+describe("strategy validation: what the message says", () => {
+  it("a strategy that is not an object, or of an unknown type, names what is expected", () => {
+    const create = (strategy: unknown) => () => new CredentialRouter(letters(2), { strategy: strategy as RoutingStrategy });
+    expect(create(null)).toThrow('strategy must be an object with a "type", received null');
+    expect(create({ type: "fastest" })).toThrow('strategy.type must be "round-robin", "fill-first", "weighted", "priority" or "random"');
+  });
+});
+
+describe("round-robin: after every key was out", () => {
+  it("goes on from where it was, not from the first key", () => {
+    const router = new CredentialRouter(letters(3));
+    expect(router.nextKey()).toBe("a");
+    for (const key of letters(3)) router.markBlocked(key);
+    expect(router.nextKey()).toBeUndefined();
+    for (const key of letters(3)) router.clearCooldown(key);
+    expect(picks(router, 4)).toEqual(["b", "c", "a", "b"]);
   });
 });
