@@ -2,8 +2,9 @@
  * One process of the Redis CPU benchmark (bench/redis.ts forks it): `--instances` routers, each
  * attached to Redis with the adapter `--impl ours|v0` (or none: `--impl none`, the baseline loop),
  * marking `--rate` transitions a second in all (spread over the instances and over their own keys, in
- * `--half 0|1` of the keys) once told to go. After a warm-up it measures `--seconds` and reports the
- * CPU its process used (user + system), the transitions its first router made and those it received.
+ * `--half 0|1` of the keys) once told to go. After `--warm-up` ms it measures `--seconds` and reports
+ * the CPU its process used (user + system), the transitions its first router made and those it received,
+ * and the messages its first router's link received.
  */
 import Redis from "ioredis";
 import { CredentialRouter } from "../src/index.js";
@@ -16,9 +17,9 @@ const rate = Number(argument("--rate"));
 const seconds = Number(argument("--seconds"));
 const half = Number(argument("--half"));
 const instances = Number(argument("--instances"));
+const warmUpMs = Number(argument("--warm-up"));
 const KEY_COUNT = 64;
 const keys = Array.from({ length: KEY_COUNT }, (_, index) => `sk-bench-${index.toString(36).padStart(6, "0")}-secret-value`);
-const WARM_UP_MS = 1_500;
 
 interface Member {
   router: CredentialRouter;
@@ -28,6 +29,7 @@ interface Member {
 }
 const members: Member[] = [];
 let received = 0;
+let messages = 0;
 const perInstance = 32 / instances;
 for (let member = 0; member < instances; member++) {
   const router = new CredentialRouter(keys, { cooldownMs: 600_000 });
@@ -40,6 +42,15 @@ for (let member = 0; member < instances; member++) {
   const entry: Member = { router, keys: own };
   if (impl !== "none") {
     entry.redis = new Redis(argument("--redis"));
+    if (member === 0) {
+      // Counts the messages the first router's subscriber connection receives (its own included).
+      const duplicate = entry.redis.duplicate.bind(entry.redis);
+      entry.redis.duplicate = ((...options: Parameters<Redis["duplicate"]>) => {
+        const subscriber = duplicate(...options);
+        subscriber.on("message", () => void messages++);
+        return subscriber;
+      }) as Redis["duplicate"];
+    }
     const attach = impl === "v0" ? attachV0 : attachOurs;
     entry.link = await attach(router, entry.redis as never, { namespace: argument("--namespace") });
   }
@@ -52,16 +63,18 @@ process.once("message", () => {
   const started = performance.now();
   let cpu: NodeJS.CpuUsage | undefined;
   let receivedBefore = 0;
+  let messagesBefore = 0;
   let total = 0;
   let sentBefore = 0;
   const timer = setInterval(() => {
     const elapsed = performance.now() - started;
-    if (cpu === undefined && elapsed >= WARM_UP_MS) {
+    if (cpu === undefined && elapsed >= warmUpMs) {
       cpu = process.cpuUsage();
       receivedBefore = received;
+      messagesBefore = messages;
       sentBefore = total;
     }
-    const due = Math.min(Math.floor((elapsed / 1_000) * rate), rate * (seconds + WARM_UP_MS / 1_000));
+    const due = Math.min(Math.floor((elapsed / 1_000) * rate), rate * (seconds + warmUpMs / 1_000));
     while (total < due) {
       // Round the instances: each marks its keys in turn, block then clear.
       const member = members[total % instances]!;
@@ -71,11 +84,11 @@ process.once("message", () => {
       else member.router.clearCooldown(key);
       total++;
     }
-    if (cpu !== undefined && elapsed >= WARM_UP_MS + seconds * 1_000 + 500) {
+    if (cpu !== undefined && elapsed >= warmUpMs + seconds * 1_000 + 500) {
       // Half a second more for the last changes to arrive, then report.
       clearInterval(timer);
       const used = process.cpuUsage(cpu);
-      const report = { type: "done", cpuMicros: used.user + used.system, sent: total - sentBefore, received: received - receivedBefore };
+      const report = { type: "done", cpuMicros: used.user + used.system, sent: total - sentBefore, received: received - receivedBefore, messages: messages - messagesBefore };
       process.send!(report, async () => {
         await Promise.all(members.map((member) => member.link?.close()));
         for (const member of members) member.redis?.disconnect();

@@ -141,7 +141,7 @@ describeRedis("Redis adapter under faults", () => {
     a.router.markErrorWithDelay(K5, 1e22);
     expect(await a.link.flush()).toBe(true);
     const record = (await redis.reader.hget(stateKey(ns), fingerprint(K5)))!;
-    expect(record).toMatch(/^\d+\|cooldown\|\d+$/);
+    expect(record).toMatch(/^\d+\|cooldown\|\d+\|manual$/);
     const until = Number(record.split("|")[2]);
     expect(until).toBeLessThanOrEqual(Date.now() + DAY);
     expect(until).toBeGreaterThan(Date.now() + DAY - 60_000);

@@ -219,6 +219,43 @@ describe.skipIf(BINARY === undefined)("Redis adapter", { timeout: 60_000 }, () =
       for (let pick = 0; pick < 3 * KEYS.length; pick++) expect([K0, K1]).not.toContain(b.router.nextKey());
     });
 
+    it("a state arrives with its reason: a quota cooldown on A is a quota cooldown on B, a custom reason survives as written", async () => {
+      const custom = "spend cap | team/α — 50 €";
+      const reasonsOn = (router: CredentialRouter, index: number) => {
+        const seen: string[] = [];
+        router.subscribe((event) => void (event.type !== "exhausted" && event.index === index && seen.push(`${event.type}:${event.reason}`)));
+        return seen;
+      };
+      const eventsK0 = reasonsOn(b.router, 0);
+      const eventsK1 = reasonsOn(b.router, 1);
+      a.router.markErrorWithDelay(K0, 60_000, { reason: "quota" });
+      a.router.markBlocked(K1, { reason: custom });
+      a.router.markDisabled(K2, { reason: "auth" });
+      await waitFor(() => statusOf(b, K0) === "cooldown" && statusOf(b, K1) === "blocked" && statusOf(b, K2) === "disabled", "B to take A's states");
+      expect(eventsK0).toEqual(["cooldown:quota"]);
+      expect(eventsK1).toEqual([`blocked:${custom}`]);
+      expect(b.router.snapshot().slice(0, 3).map((row) => row.reason)).toEqual(["quota", custom, "auth"]);
+      // As stored: escaped, so that no separator is left in the record.
+      const record = await reader.hget(`{${ns}}:state`, fingerprint(K1));
+      expect(record).toMatch(/^\d+\|blocked\|0\|[A-Za-z0-9._~%-]+$/);
+      // An instance that attaches later loads the reasons with the states.
+      const c = await instance(ns);
+      expect(c.router.snapshot().slice(0, 3).map((row) => row.reason)).toEqual(["quota", custom, "auth"]);
+      // A longer cooldown for another reason takes its reason along.
+      b.router.markErrorWithDelay(K0, 120_000, { reason: "rate_limit" });
+      await waitFor(() => a.router.snapshot()[0]!.reason === "rate_limit", "A to take B's longer cooldown with its reason");
+      // A block offered by a router restored with K1 blocked for "auth" changes nothing: the first
+      // block's reason stays in Redis.
+      const restored = new CredentialRouter(KEYS);
+      restored.markBlocked(K1, { reason: "auth" });
+      const link = await attachRedis(restored, client(), { namespace: ns });
+      links.push(link);
+      expect(await link.flush()).toBe(true);
+      expect(await reader.hget(`{${ns}}:state`, fingerprint(K1))).toBe(record);
+      expect([...a.errors, ...b.errors, ...c.errors]).toEqual([]);
+      await c.link.close();
+    });
+
     it("an instance attached later starts with the current states", async () => {
       await coolAndBlock();
       const c = await instance(ns);
@@ -266,7 +303,7 @@ describe.skipIf(BINARY === undefined)("Redis adapter", { timeout: 60_000 }, () =
         const real = client();
         return wrapClient(real, {
           evalsha: (sha, count, ...rest) => {
-            if (rest.length > count + 9) writes[who]!++;
+            if (rest.length > count + 10) writes[who]!++;
             return real.evalsha(sha, count, ...rest);
           },
         }).wrapped;
@@ -321,14 +358,19 @@ describe.skipIf(BINARY === undefined)("Redis adapter", { timeout: 60_000 }, () =
       forger.disconnect();
     });
 
-    it("reads entries of later versions: a reason after until is ignored, a scoped field is skipped", async () => {
+    it("reads entries as another instance writes them: the reason after until, and a field per scope", async () => {
       const epoch = await reader.hget(`{${ns}}:state`, "epoch");
       const seq = Number(await reader.hget(`{${ns}}:state`, "seq"));
       const id = fingerprint(K6);
-      // As a later version would write it: the records, then the message.
+      // As another instance writes it: the records, then the message.
       await reader.hset(`{${ns}}:state`, `${id}/gpt-4o`, `${seq + 1}|disabled|0`, id, `${seq + 1}|blocked|0|auth%20failed`, "seq", String(seq + 1));
       await reader.publish(`{${ns}}:changes`, `newer ${epoch} ${seq + 1} ${id}/gpt-4o|disabled|0 ${id}|blocked|0|auth%20failed`);
       await waitFor(() => statusOf(a, K6) === "blocked" && statusOf(b, K6) === "blocked", "both to take the key-wide block");
+      expect([a, b].map((instance) => instance.router.snapshot()[6]!.reason)).toEqual(["auth failed", "auth failed"]);
+      expect([a, b].map((instance) => instance.router.snapshot()[6]!.scopes)).toEqual([
+        [{ scope: "gpt-4o", state: { status: "disabled" }, reason: "manual" }],
+        [{ scope: "gpt-4o", state: { status: "disabled" }, reason: "manual" }],
+      ]);
       expect([...a.errors, ...b.errors]).toEqual([]);
     });
 
@@ -355,7 +397,7 @@ describe.skipIf(BINARY === undefined)("Redis adapter", { timeout: 60_000 }, () =
       const { wrapped, subscribers } = wrapClient(real, {
         evalsha: async (sha, count, ...rest) => {
           // Only calls that carry transitions (the heartbeat's carry none).
-          const when = rest.length > count + 9 ? hold.when : "never";
+          const when = rest.length > count + 10 ? hold.when : "never";
           if (when !== "never") hold.calls++;
           if (when === "send") await hold.release.promise;
           const reply = await real.evalsha(sha, count, ...rest);
@@ -659,7 +701,7 @@ describe.skipIf(BINARY === undefined)("Redis adapter", { timeout: 60_000 }, () =
         // As ioredis with `maxRetriesPerRequest: null` does: a command sent before the drop waits.
         evalsha: async (sha, count, ...rest) => {
           // Writes from now on, not the load at attach nor the heartbeat.
-          if (!armed || rest.length <= count + 9) return real.evalsha(sha, count, ...rest);
+          if (!armed || rest.length <= count + 10) return real.evalsha(sha, count, ...rest);
           sent = true;
           await release.promise;
           return real.evalsha(sha, count, ...rest);
@@ -841,7 +883,7 @@ describe.skipIf(BINARY === undefined)("Redis adapter", { timeout: 60_000 }, () =
     let writes = 0;
     const { wrapped } = wrapClient(real, {
       evalsha: (sha, count, ...rest) => {
-        if (rest.length > count + 9) writes++;
+        if (rest.length > count + 10) writes++;
         return real.evalsha(sha, count, ...rest);
       },
     });

@@ -134,8 +134,10 @@ const DEFAULT_WRITE_INTERVAL_MS = 10;
  * (`importState`). Then each local transition (a cooldown with its deadline, blocked, disabled,
  * cleared) is written by one atomic Lua script that merges it by the core's severity rule and
  * publishes the result; the other instances apply it. A stale 429 never undoes a fresh 401, only a
- * clear lowers a state, and a clear on any instance wins over every earlier record. Keys are named by
- * fingerprint (SHA-256), never by text. `failures` (the escalation count) is not shared.
+ * clear lowers a state, and a clear on any instance wins over every earlier record. States travel
+ * with their reason, and per scope: a state marked in a scope reaches the others in that scope only,
+ * by the same rules, and a key-wide `clearCooldown` clears the key in every scope everywhere. Keys
+ * are named by fingerprint (SHA-256), never by text. `failures` (the escalation count) is not shared.
  *
  * Redis being down never breaks routing: `attachRedis` still resolves (the link `offline`), nothing
  * throws or rejects, transitions made meanwhile are written on reconnect and the shared state is then

@@ -1,8 +1,9 @@
 /**
  * The link between one router and Redis: its status, how it recovers (reconnect, resync, heartbeat),
- * how other instances' changes reach the router, and how the router's transitions leave it. The
- * pieces it puts together are each in their own file: the outbox (outbox.ts), the script call
- * (script.ts), the merge rules (merge.ts) and the record format (record.ts).
+ * and the order of its script calls and messages. The pieces it puts together are each in their own
+ * file: the outbox (outbox.ts), the script call (script.ts), what this instance knows of each key and
+ * how a state from Redis reaches the router (mirror.ts), the merge rules (merge.ts), the record format
+ * (record.ts) and the messages' numbering (sequence.ts).
  *
  * Redis is at-most-once: a pub/sub message is lost on a reconnect or a subscriber swap. Every change
  * carries the namespace's counter, so that the messages of one namespace arrive numbered 1, 2, 3…: a
@@ -13,14 +14,15 @@
  */
 import { randomBytes } from "node:crypto";
 // By package name, so the built declarations refer to the core's own types instead of copying them.
-import type { RouterEvent, SavedKeyState } from "credential-router";
+import type { RouterEvent } from "credential-router";
 import type { RedisLink, RedisLinkEvent, RedisLinkListener, RedisLinkStatus, SharedRouter } from "./attach.js";
 import { describe } from "../secret.js";
 import { withTimeout, type Connection, type Subscription } from "./client.js";
 import { RedisSyncError, type RedisSyncOperation } from "./errors.js";
-import { BLOCKED, CLEAR, COOLDOWN, DISABLED, merge, OFFER, RAISE, READY, RESTORE, STATUS_NAMES } from "./merge.js";
-import { CHUNK, Outbox, type Batch } from "./outbox.js";
-import { layoutOf, MAX_UNTIL, readCount, readRecord, readState, type Layout } from "./record.js";
+import { RAISE, READY, RESTORE } from "./merge.js";
+import { Mirror } from "./mirror.js";
+import { CHUNK, type Outbox, type Batch } from "./outbox.js";
+import { layoutOf, readCount, reasonText, type Layout } from "./record.js";
 import { runApplyScript } from "./script.js";
 import { APPLY, REFUSE, Sequence, SKIP_AND_RESYNC } from "./sequence.js";
 
@@ -51,33 +53,15 @@ const DELETE_SCRIPT = "return redis.call('DEL', KEYS[1])";
 export class Link implements RedisLink {
   readonly instanceId = randomBytes(8).toString("hex");
   readonly namespace: string;
-  readonly #router: SharedRouter;
   readonly #connection: Connection;
   readonly #subscription: Subscription;
   readonly #layout: Layout;
   readonly #keys: string[];
-  readonly #maxRetryAfterMs: number;
   readonly #writeIntervalMs: number;
-  /** Each key's fingerprint, by index, and back. */
-  readonly #ids: readonly string[];
-  readonly #indexOfId: Map<string, number>;
-
-  /** What the router's state is, as far as the events said: rank and cooldown end (wall-clock ms). */
-  readonly #rank: Uint8Array;
-  readonly #until: Float64Array;
-  /**
-   * The newest shared state known per key, with its version (0: none). The router holds it with the
-   * in-flight and pending transitions merged on top.
-   */
-  readonly #version: Float64Array;
-  readonly #sharedRank: Uint8Array;
-  readonly #sharedUntil: Float64Array;
   readonly #outbox: Outbox;
+  readonly #mirror: Mirror;
   /** The batch sent and not yet answered (sent again, under its number, when it failed). */
   #retry: Batch | undefined;
-  /** Keys whose reply was older than a state known before it: loaded again. */
-  #suspects: number[] = [];
-  readonly #suspect: Uint8Array;
 
   /** The shared state's epoch, once known: a new one means Redis lost the state. */
   #epoch: string | undefined;
@@ -87,15 +71,6 @@ export class Link implements RedisLink {
   #status: RedisLinkStatus = "connecting";
   #listeners: ReadonlyArray<RedisLinkListener> = [];
   #waiters: Array<() => void> = [];
-  /**
-   * Per key being imported, the rank it is imported at, plus 1 (0: none). The first event for the key
-   * at that rank during the import is the import's own and is not written back; any other event then
-   * is a mark made by a listener.
-   */
-  readonly #importing: Uint8Array;
-  /** Imports gathered while applying a reply or a message, made in one `importState` call. */
-  #imports: SavedKeyState[] = [];
-  #importIndices: number[] = [];
   #closed = false;
   #closing: Promise<void> | undefined;
   #needsSync = true;
@@ -114,7 +89,6 @@ export class Link implements RedisLink {
   #mainUp = true;
   #subscriberUp = false;
   readonly #stops: Array<() => void> = [];
-  readonly #scratch = new Float64Array(3);
 
   /**
    * Reads the router, opens the subscriber connection, then starts listening. Throws, with nothing
@@ -122,35 +96,13 @@ export class Link implements RedisLink {
    */
   constructor(router: SharedRouter, connection: Connection, settings: LinkSettings) {
     this.namespace = settings.namespace;
-    this.#maxRetryAfterMs = settings.maxRetryAfterMs;
     this.#writeIntervalMs = settings.writeIntervalMs;
-    this.#router = router;
     this.#connection = connection;
     this.#layout = layoutOf(settings.namespace, this.instanceId);
-    const { stateKey, batchKey, heldKey } = this.#layout;
-    this.#keys = [stateKey, batchKey, heldKey];
-    const rows = router.snapshot();
-    const size = rows.length;
-    this.#ids = rows.map((row) => row.id);
-    this.#indexOfId = new Map(this.#ids.map((id, index) => [id, index]));
-    this.#rank = new Uint8Array(size);
-    this.#until = new Float64Array(size);
-    this.#version = new Float64Array(size);
-    this.#sharedRank = new Uint8Array(size);
-    this.#sharedUntil = new Float64Array(size);
-    this.#suspect = new Uint8Array(size);
-    this.#importing = new Uint8Array(size);
-    this.#outbox = new Outbox(size);
-    const wallNow = Date.now();
-    rows.forEach((row, index) => {
-      const { state } = row;
-      const rank = STATUS_NAMES.indexOf(state.status);
-      this.#rank[index] = rank;
-      if (state.status === "cooldown") this.#until[index] = this.#deadline(wallNow, state.remainingMs);
-      // The router's own states (a restore from saved state, marks made before attaching or while
-      // detached) are news to Redis, of unknown age: offered before the shared state is loaded.
-      if (rank !== READY) this.#outbox.queue(index, OFFER, rank, this.#until[index]!);
-    });
+    const { stateKey, batchKey, heldKey, scopesKey } = this.#layout;
+    this.#keys = [stateKey, batchKey, heldKey, scopesKey];
+    this.#mirror = new Mirror(router, router.snapshot(), settings.maxRetryAfterMs, (operation, cause) => this.#report(operation, cause));
+    this.#outbox = this.#mirror.outbox;
 
     this.#subscription = connection.openSubscription();
     try {
@@ -193,7 +145,7 @@ export class Link implements RedisLink {
       // Checked after every wake: a write in flight when the connection drops may never settle (a
       // client that queues commands until it reconnects), and flush must not wait on it.
       if (this.#closed || this.#status === "offline") return false;
-      const done = this.#status === "ready" && !this.#needsSync && this.#retry === undefined && this.#suspects.length === 0;
+      const done = this.#status === "ready" && !this.#needsSync && this.#retry === undefined && this.#mirror.suspects.length === 0;
       if (done && this.#outbox.written >= target) return true;
       if (!this.#pumping && !this.#scheduled && this.#writeTimer === undefined) {
         if (!this.#connected()) return false;
@@ -232,57 +184,8 @@ export class Link implements RedisLink {
 
   // ---- local transitions (the hot path: runs inside the router's marks) ----
 
-  /** A cooldown's end as an integer of wall-clock ms, rounded up and capped. */
-  #deadline(wallNow: number, remainingMs: number): number {
-    // Date.now() is truncated to the millisecond: rounded up past it, a key is back a millisecond
-    // late rather than early (when it would meet the server's 429 again).
-    return Math.min(Math.ceil(wallNow + Math.min(remainingMs, this.#maxRetryAfterMs)) + 1, MAX_UNTIL);
-  }
-
   readonly #onRouterEvent = (event: RouterEvent): void => {
-    // A state in one scope stays with this instance for now: written as key-wide, it would take the
-    // key out of every scope on every instance.
-    if (event.type === "exhausted" || event.scope !== undefined) return;
-    const index = event.index;
-    const importing = this.#importing[index]!;
-    if (importing !== 0 && importing - 1 === STATUS_NAMES.indexOf(event.type)) {
-      // The import's own change: the state came from Redis. The emitter delivers events in order,
-      // so this is the first event for the key at that state during the import; a listener's mark of
-      // the key, made in reply to it, comes after and is written as usual.
-      this.#importing[index] = 0;
-      return;
-    }
-    let mode = RAISE;
-    let rank: number;
-    let until = 0;
-    switch (event.type) {
-      case "cooldown":
-        rank = COOLDOWN;
-        until = this.#deadline(Date.now(), event.delayMs);
-        break;
-      case "blocked":
-        rank = BLOCKED;
-        break;
-      case "disabled":
-        rank = DISABLED;
-        break;
-      case "ready":
-        this.#rank[index] = READY;
-        this.#until[index] = 0;
-        // An expired cooldown is no news: every instance holds the same deadline.
-        if (event.reason !== "cleared") return;
-        mode = CLEAR;
-        rank = READY;
-        break;
-      default: {
-        const unreachable: never = event;
-        return unreachable;
-      }
-    }
-    this.#rank[index] = rank;
-    this.#until[index] = until;
-    this.#outbox.queue(index, mode, rank, until);
-    if (!this.#scheduled && !this.#pumping && this.#writeTimer === undefined && this.#status !== "offline") this.#schedule();
+    if (this.#mirror.local(event) && !this.#scheduled && !this.#pumping && this.#writeTimer === undefined && this.#status !== "offline") this.#schedule();
   };
 
   #schedule(): void {
@@ -310,7 +213,7 @@ export class Link implements RedisLink {
         if (this.#needsSync) {
           operation = "load";
           await this.#sync();
-        } else if (this.#suspects.length !== 0) {
+        } else if (this.#mirror.suspects.length !== 0) {
           operation = "load";
           await this.#reload();
         } else if (this.#retry !== undefined || this.#outbox.size !== 0) {
@@ -357,11 +260,12 @@ export class Link implements RedisLink {
 
   #addArgs(batch: Batch): void {
     this.#outbox.seal(batch);
-    const { flight } = this.#outbox;
-    const args = batch.args;
-    for (const index of batch.indices) {
-      const at = index * 3;
-      args.push(this.#ids[index]!, String(flight[at]), String(flight[at + 1]), String(flight[at + 2]));
+    const { flight, flightReason } = this.#outbox;
+    const { field } = this.#mirror.slots;
+    const entries = batch.entries;
+    for (const slot of batch.indices) {
+      const at = slot * 3;
+      entries.push(`${field[slot]!}|${flight[at]!}|${flight[at + 1]!}|${flight[at + 2]!}|${reasonText(flightReason[slot]!)}`);
     }
   }
 
@@ -381,24 +285,28 @@ export class Link implements RedisLink {
     await this.#subscription.subscribe(this.#layout.channel);
     if (this.#retry !== undefined) await this.#write(this.#retry);
     // What Redis says now is the newest state: the versions known are void.
-    this.#version.fill(0);
+    const mirror = this.#mirror;
+    mirror.forgetVersions();
     this.#sequence.loadStarted();
     let floor = -1;
-    const size = this.#ids.length;
-    for (let start = 0; start < size; start += CHUNK) {
+    const { slots } = mirror;
+    // Slots made during the load (scoped records it finds) come with their state already.
+    const end = slots.end;
+    for (let slot = 0; slot < end; ) {
       const batch = this.#outbox.open();
+      // Each key-wide entry brings the key's scoped records along, in the same call.
+      batch.load = true;
       const wallNow = Date.now();
-      for (let index = start; index < Math.min(start + CHUNK, size); index++) {
-        const rank = this.#rank[index]!;
-        if (this.#outbox.takeOne(index, batch)) continue;
-        if (rank !== READY && (rank !== COOLDOWN || this.#until[index]! > wallNow)) this.#outbox.add(batch, index, RESTORE, rank, this.#until[index]!);
-        else this.#outbox.add(batch, index, RAISE, READY, 0);
+      for (; slot < end && batch.indices.length < CHUNK; slot++) {
+        if (!slots.live(slot) || this.#outbox.takeOne(slot, batch)) continue;
+        if (mirror.holdsOut(slot, wallNow)) this.#outbox.add(batch, slot, RESTORE, mirror.rank[slot]!, mirror.until[slot]!, mirror.reason[slot]!);
+        else this.#outbox.add(batch, slot, RAISE, READY, 0, "");
       }
       this.#addArgs(batch);
       const seq = await this.#write(batch);
       if (floor < 0) floor = seq;
     }
-    if (size === 0) floor = await this.#probe();
+    if (floor < 0) floor = await this.#probe();
     if (!this.#sequence.loadEnded(floor)) this.#needsSync = true;
     this.#nextAnnounce = Date.now() + ANNOUNCE_MS;
     if (!this.#needsSync && this.#connected()) {
@@ -411,15 +319,14 @@ export class Link implements RedisLink {
     }
   }
 
-  /** Loads the keys whose reply was older than the state known (see {@link #applyReply}). */
+  /** Loads the slots whose reply was older than the state known (see `Mirror.applyReply`). */
   async #reload(): Promise<void> {
-    const indices = this.#suspects.splice(0, CHUNK);
+    const suspects = this.#mirror.suspects.splice(0, CHUNK);
     const batch = this.#outbox.open();
-    for (const index of indices) {
-      this.#suspect[index] = 0;
-      // What Redis says is the newest state of the key: its version known is void.
-      this.#version[index] = 0;
-      if (!this.#outbox.takeOne(index, batch) && !this.#outbox.isInFlight(index)) this.#outbox.add(batch, index, RAISE, READY, 0);
+    for (const slot of suspects) {
+      // What Redis says is the newest state of the slot: its version known is void.
+      this.#mirror.forgetVersion(slot);
+      if (!this.#outbox.takeOne(slot, batch) && !this.#outbox.isInFlight(slot)) this.#outbox.add(batch, slot, RAISE, READY, 0, "");
     }
     this.#addArgs(batch);
     await this.#write(batch);
@@ -431,7 +338,7 @@ export class Link implements RedisLink {
    * Returns the counter.
    */
   async #probe(): Promise<number> {
-    const reply = await this.#run({ number: 0, indices: [], args: [], covers: -1 }, SWEEP_COUNT);
+    const reply = await this.#run({ number: 0, indices: [], entries: [], covers: -1, load: false }, SWEEP_COUNT);
     const seq = this.#applyReply(reply, []);
     if (!this.#needsSync && this.#sequence.heartbeat(seq)) this.#needsSync = true;
     return seq;
@@ -451,7 +358,8 @@ export class Link implements RedisLink {
       String(RETAIN_MS),
       String(GUARD_MS),
       sweep,
-      ...batch.args,
+      batch.load ? "1" : "0",
+      ...(batch.entries.length === 0 ? [] : [batch.entries.join(" ")]),
     ]);
   }
 
@@ -471,46 +379,23 @@ export class Link implements RedisLink {
     return seq;
   }
 
-  /** Takes a reply's epoch, counter and records; brings the router in line for `indices`. */
-  #applyReply(reply: unknown, indices: readonly number[]): number {
-    if (!Array.isArray(reply) || reply.length !== indices.length + 2 || typeof reply[1] !== "string") {
-      throw new TypeError(`the script returned ${describe(reply)}, expected an array of ${indices.length + 2}`);
-    }
-    const seq = readCount(reply[1]);
+  /** Takes a reply's epoch, counter and records; brings the router in line for `slots`. */
+  #applyReply(reply: unknown, slots: readonly number[]): number {
+    const text = typeof reply === "string" ? reply : "";
+    const first = text.indexOf(" ");
+    let second = first < 0 ? -1 : text.indexOf(" ", first + 1);
+    if (first > 0 && second < 0) second = text.length;
+    if (second < 0) throw new TypeError(`the script returned ${describe(reply)}, expected its epoch, its counter and ${slots.length} records`);
+    const seq = readCount(text, first + 1, second);
     if (seq < 0) throw new TypeError("the script returned an unreadable counter");
     if (this.#closed) return seq;
-    this.#adoptEpoch(reply[0]);
+    this.#adoptEpoch(text.slice(0, first));
     if (this.#sequence.farAhead(seq)) {
       // Redis's own word: taken, but worth telling.
       this.#report("load", new Error(`the shared state's version jumped more than 2^31 ahead (from ${this.#sequence.newest} to ${seq})`));
     }
     this.#sequence.saw(seq);
-    const wallNow = Date.now();
-    const scratch = this.#scratch;
-    let malformed = 0;
-    for (let k = 0; k < indices.length; k++) {
-      const index = indices[k]!;
-      const text = reply[k + 2];
-      if (typeof text !== "string" || !readRecord(text, scratch)) {
-        malformed++;
-        continue;
-      }
-      const version = scratch[2]!;
-      const known = this.#version[index]!;
-      if (version > known || (version === 0 && known <= seq)) {
-        // Newer; or no record at all where the state known is older than this reply (pruned or
-        // deleted: a key without a record is ready).
-        this.#record(index, version, scratch[0]!, scratch[1]!, wallNow);
-      } else if (version < known && known <= seq && this.#suspect[index] === 0) {
-        // Older than a state known from before this reply: someone reset the counter. Never revert
-        // silently: load the key again.
-        this.#suspect[index] = 1;
-        this.#suspects.push(index);
-      }
-    }
-    if (malformed !== 0) this.#report("write", new Error(`${malformed} malformed records in the script's reply were skipped`));
-    for (const index of indices) this.#reconcile(index, wallNow);
-    this.#importGathered(wallNow);
+    this.#mirror.applyReply(text, second + 1, slots, seq);
     return seq;
   }
 
@@ -539,40 +424,12 @@ export class Link implements RedisLink {
     if (verdict === SKIP_AND_RESYNC) return;
     // Its own changes came with the script's reply.
     if (first === this.instanceId.length && message.startsWith(this.instanceId)) return;
-    this.#applyEntries(message, third + 1, seq);
+    this.#mirror.applyEntries(message, third + 1, seq);
   };
 
   #resync(): void {
     this.#needsSync = true;
     this.#schedule();
-  }
-
-  /** Applies a message's entries `"<field>|<status>|<until>…"` from `from` on, at version `version`. */
-  #applyEntries(message: string, from: number, version: number): void {
-    const wallNow = Date.now();
-    const scratch = this.#scratch;
-    let malformed = 0;
-    let at = from;
-    while (at < message.length) {
-      let end = message.indexOf(" ", at);
-      if (end < 0) end = message.length;
-      const bar = message.indexOf("|", at);
-      if (bar < 0 || bar > end || !readState(message, bar + 1, end, scratch)) {
-        malformed++;
-      } else if (bar - at === 64) {
-        // A field with a scope ("<fingerprint>/<scope>") is longer: not one this instance knows.
-        const index = this.#indexOfId.get(message.slice(at, bar));
-        if (index !== undefined && version > this.#version[index]!) {
-          this.#record(index, version, scratch[0]!, scratch[1]!, wallNow);
-          this.#reconcile(index, wallNow);
-        }
-      } else if (bar - at < 64 || message.charCodeAt(at + 64) !== 47) {
-        malformed++;
-      }
-      at = end + 1;
-    }
-    this.#importGathered(wallNow);
-    if (malformed !== 0) this.#report("message", new Error(`${malformed} malformed entries were skipped`));
   }
 
   /**
@@ -587,81 +444,8 @@ export class Link implements RedisLink {
     this.#epoch = epoch;
     this.#sequence.reset();
     if (!known) return;
-    this.#version.fill(0);
     this.#needsSync = true;
-    const wallNow = Date.now();
-    for (let index = 0; index < this.#ids.length; index++) {
-      const rank = this.#rank[index]!;
-      if (rank !== READY && (rank !== COOLDOWN || this.#until[index]! > wallNow)) this.#outbox.queue(index, OFFER, rank, this.#until[index]!);
-    }
-  }
-
-  /** Keeps a shared state; its deadline no later than `maxRetryAfterMs` from now. */
-  #record(index: number, version: number, rank: number, until: number, wallNow: number): void {
-    this.#version[index] = version;
-    this.#sharedRank[index] = rank;
-    this.#sharedUntil[index] = rank === COOLDOWN ? Math.min(until, Math.ceil(wallNow + this.#maxRetryAfterMs)) : 0;
-  }
-
-  /**
-   * Sets the router's state of one key to what the script will make of it: the newest shared state,
-   * with this instance's transitions in flight, then those not yet sent, merged on top by the same
-   * rule (merge.ts, invariant 3). Imports only where the result differs from the router's state.
-   */
-  #reconcile(index: number, wallNow: number): void {
-    const scratch = this.#scratch;
-    let rank = this.#sharedRank[index]!;
-    let until = this.#sharedUntil[index]!;
-    // A shared "ready" record is a clear (an ended cooldown stays a cooldown in Redis).
-    let cleared = rank === READY && this.#version[index] !== 0;
-    const outbox = this.#outbox;
-    if (outbox.isInFlight(index)) {
-      const at = index * 3;
-      const mode = outbox.flight[at]!;
-      merge(rank, until, mode, outbox.flight[at + 1]!, outbox.flight[at + 2]!, wallNow, scratch);
-      (rank = scratch[0]!), (until = scratch[1]!);
-      if (mode === CLEAR) cleared = true;
-    }
-    if (outbox.isPending(index)) {
-      const at = index * 3;
-      const mode = outbox.pending[at]!;
-      merge(rank, until, mode, outbox.pending[at + 1]!, outbox.pending[at + 2]!, wallNow, scratch);
-      (rank = scratch[0]!), (until = scratch[1]!);
-      if (mode === CLEAR) cleared = true;
-    }
-    if (rank === COOLDOWN && until <= wallNow) (rank = READY), (until = 0);
-    let localRank = this.#rank[index]!;
-    const localUntil = this.#until[index]!;
-    if (localRank === COOLDOWN && localUntil <= wallNow) localRank = READY;
-    if (rank === localRank && (rank !== COOLDOWN || until === localUntil)) return;
-
-    // No `failures` unless a clear ends the run: importState keeps the key's own count otherwise. A
-    // cooldown that ended goes in as such (ready, the count kept), not as "ready" (which resets it).
-    const entry: SavedKeyState = { id: this.#ids[index]!, status: STATUS_NAMES[rank]! };
-    if (rank === COOLDOWN) entry.until = until;
-    else if (rank === READY && cleared) entry.failures = 0;
-    else if (rank === READY) (entry.status = "cooldown"), (entry.until = wallNow);
-    this.#rank[index] = rank;
-    this.#until[index] = until;
-    this.#imports.push(entry);
-    this.#importIndices.push(index);
-  }
-
-  /** Makes the imports gathered by {@link #reconcile}, in one call. */
-  #importGathered(wallNow: number): void {
-    const keys = this.#imports;
-    if (keys.length === 0) return;
-    const indices = this.#importIndices;
-    this.#imports = [];
-    this.#importIndices = [];
-    for (const index of indices) this.#importing[index] = this.#rank[index]! + 1;
-    try {
-      this.#router.importState({ version: 1, savedAt: wallNow, keys });
-    } catch (error) {
-      this.#report("apply", error);
-    } finally {
-      for (const index of indices) this.#importing[index] = 0;
-    }
+    this.#mirror.offerAll();
   }
 
   // ---- connections ----
@@ -705,6 +489,8 @@ export class Link implements RedisLink {
     }
     this.#probeDue = true;
     this.#schedule();
+    // Scopes that hold nothing any more give their slots back.
+    if (!this.#pumping) this.#mirror.release(this.#sequence.through);
   };
 
   #lost(): void {

@@ -43,37 +43,44 @@ export const RESTORE = 3;
 
 /**
  * The state after a transition, by the script's rule (OFFER and RESTORE are predicted to apply; the
- * reply says whether they did). Writes `[rank, until]` into `out`.
+ * reply says whether they did). Writes `[rank, until, raised]` into `out`: `raised` is 1 when the
+ * state is the transition's raise (and carries its reason), else 0 (the state before, or a clear).
  * @internal
  */
 export function merge(rank: number, until: number, mode: number, raise: number, raiseUntil: number, now: number, out: Float64Array): void {
+  let raised = 0;
   if (rank === COOLDOWN && until <= now) (rank = READY), (until = 0);
   if (mode === CLEAR) (rank = READY), (until = 0);
   if (raise === COOLDOWN) {
-    if (raiseUntil > now && (rank === READY || (rank === COOLDOWN && raiseUntil > until))) (rank = COOLDOWN), (until = raiseUntil);
+    if (raiseUntil > now && (rank === READY || (rank === COOLDOWN && raiseUntil > until))) (rank = COOLDOWN), (until = raiseUntil), (raised = 1);
   } else if (raise > rank) {
-    (rank = raise), (until = 0);
+    (rank = raise), (until = 0), (raised = 1);
   }
   out[0] = rank;
   out[1] = rank === COOLDOWN ? until : 0;
+  out[2] = raised;
 }
 
 /**
  * Folds a new transition into a key's pending one (`pending` = `[mode, raise, until]`, updated in
  * place): a clear makes what came before it moot; otherwise the highest raise and the latest cooldown
  * end are kept, and a fresh mark at least as severe as a state offered turns the offer into a raise
- * (a clear in Redis no longer stops it).
+ * (a clear in Redis no longer stops it). Returns whether the new transition's reason is the one to
+ * keep: it is the clear, or it raises higher, or it is a later cooldown.
  * @internal
  */
-export function fold(pending: Float64Array, at: number, mode: number, raise: number, until: number): void {
+export function fold(pending: Float64Array, at: number, mode: number, raise: number, until: number): boolean {
   if (mode === CLEAR) {
     pending[at] = CLEAR;
     pending[at + 1] = raise;
     pending[at + 2] = until;
-    return;
+    return true;
   }
   const pendingMode = pending[at]!;
-  if (mode === RAISE && (pendingMode === OFFER || pendingMode === RESTORE) && raise >= pending[at + 1]!) pending[at] = RAISE;
-  if (raise > pending[at + 1]!) pending[at + 1] = raise;
+  const pendingRaise = pending[at + 1]!;
+  const takes = raise > pendingRaise || (raise === COOLDOWN && pendingRaise === COOLDOWN && until > pending[at + 2]!);
+  if (mode === RAISE && (pendingMode === OFFER || pendingMode === RESTORE) && raise >= pendingRaise) pending[at] = RAISE;
+  if (raise > pendingRaise) pending[at + 1] = raise;
   if (until > pending[at + 2]!) pending[at + 2] = until;
+  return takes;
 }

@@ -31,6 +31,11 @@ export class Sequence {
   /** Redis's counter at the last heartbeat, when it was ahead of the messages seen (-1: it was not). */
   #probe = -1;
 
+  /** The number up to which every message is known to have arrived (-1: none known, or a load is running). */
+  get through(): number {
+    return this.#duringLoad === undefined ? this.#last : -1;
+  }
+
   /** Forgets everything (a new epoch: numbers start again). */
   reset(): void {
     this.newest = this.#last = this.#floor = this.#probe = -1;
