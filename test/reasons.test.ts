@@ -99,7 +99,11 @@ describe("reasons", () => {
     for (let count = 0; count < 251; count++) router.markErrorWithDelay(KEY_A, 1, { reason: `reason ${count}` });
     expect(() => router.markError(KEY_B, { reason: "one too many" })).toThrow(RangeError);
     expect(router.stateOf(KEY_B)).toEqual({ status: "ready" });
-    // Reasons already known still work.
+    // Reasons already known still work, the five built-in ones included: they count among the 256.
     expect(router.markError(KEY_B, { reason: "reason 7" })).toBe(true);
+    for (const reason of ["manual", "rate_limit", "quota", "auth", "server"]) {
+      expect(router.markBlocked(KEY_C, { reason, scope: reason })).toBe(true);
+      expect(router.snapshot()[2]!.scopes.find((row) => row.scope === reason)?.reason).toBe(reason);
+    }
   });
 });
