@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CredentialRouter, type CredentialRouterOptions, type RouterEvent } from "../src/index.js";
+import { CredentialRouter, fingerprint, type CredentialRouterOptions, type RouterEvent } from "../src/index.js";
 import { manualClock, KEY_A, KEY_B, KEY_C } from "./helpers/fixtures.js";
 
 const KEYS = [KEY_A, KEY_B, KEY_C];
@@ -224,6 +224,29 @@ describe("scopes: lifetime and bounds", () => {
     }
   });
 
+  it("key-wide deadlines are exact, to the fraction of a millisecond", () => {
+    let time = 1_000.25;
+    const router = new CredentialRouter(KEYS, { now: () => time });
+    router.markErrorWithDelay(KEY_A, 1_500.5);
+    expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 1_500.5 });
+    time = 2_500.75;
+    expect(router.stateOf(KEY_A)).toEqual({ status: "ready" });
+  });
+
+  it("a scoped cooldown lasts as long as asked, wherever the clock stands, up to 2^32-2 ms", () => {
+    const DAY = 86_400_000;
+    // A scope opened 24 days into the clock (just under 2^31 ms) keeps a 40-day cooldown whole.
+    let time = 2 ** 31 - 1_000;
+    const router = new CredentialRouter(KEYS, { now: () => time, maxRetryAfterMs: 100 * DAY });
+    router.markErrorWithDelay(KEY_A, 40 * DAY, { scope: MODEL });
+    expect(router.stateOf(KEY_A, MODEL)).toEqual({ status: "cooldown", remainingMs: 40 * DAY });
+    // Longer than the 32 bits a scope keeps a deadline in: cut to 2^32-2 ms (49.7 days), not to none.
+    router.markErrorWithDelay(KEY_B, 60 * DAY, { scope: MODEL });
+    expect(router.stateOf(KEY_B, MODEL)).toEqual({ status: "cooldown", remainingMs: 2 ** 32 - 2 });
+    time += 49 * DAY;
+    expect(router.stateOf(KEY_B, MODEL)).toMatchObject({ status: "cooldown" });
+  });
+
   it("a key's run of failures counts cooldowns in every scope", () => {
     const { router, clock } = routerWith({ cooldownMs: 1_000, maxCooldownMs: 60_000 });
     router.markError(KEY_A, { scope: MODEL });
@@ -263,6 +286,17 @@ describe("scopes: saved state", () => {
     router.markBlocked(KEY_A, { scope: MODEL });
     router.importState({ version: 2, savedAt: Date.now(), keys: [{ id: router.snapshot()[0]!.id, status: "ready", scope: MODEL }] });
     expect(router.stateOf(KEY_A, MODEL)).toEqual({ status: "ready" });
+  });
+
+  it("keys whose cooldowns ended before an import are reported back in the order they ended", () => {
+    const { router, clock, events } = routerWith();
+    router.markErrorWithDelay(KEY_A, 300, { scope: MODEL });
+    router.markErrorWithDelay(KEY_C, 200, { scope: MODEL });
+    clock.advance(4_000);
+    // Nothing has looked since both ended; the import of B's cooldown finds them still listed.
+    router.importState({ version: 2, savedAt: Date.now(), keys: [{ id: fingerprint(KEY_B), status: "cooldown", until: Date.now() + 10_000, scope: MODEL }] });
+    router.nextKey(MODEL);
+    expect(events.filter((event) => event.type === "ready").map((event) => "index" in event && event.index)).toEqual([2, 0]);
   });
 
   it("refuses a scope in a version 1 state, and a scope that is not a string", () => {
