@@ -288,6 +288,22 @@ describe("scopes: saved state", () => {
     expect(router.stateOf(KEY_A, MODEL)).toEqual({ status: "ready" });
   });
 
+  it("a key out key-wide and in several scopes, the empty scope among them, survives the round trip", () => {
+    const { router } = routerWith();
+    router.markBlocked(KEY_A);
+    router.markBlocked(KEY_A, { scope: "" });
+    router.markBlocked(KEY_A, { scope: MODEL });
+    router.markErrorWithDelay(KEY_A, 5_000, { scope: OTHER });
+    const copy = routerWith().router;
+    copy.importState(router.exportState());
+    expect(copy.snapshot()[0]!.state).toEqual({ status: "blocked" });
+    expect(copy.snapshot()[0]!.scopes.map(({ scope, state }) => [scope, state.status])).toEqual([
+      ["", "blocked"],
+      [MODEL, "blocked"],
+      [OTHER, "cooldown"],
+    ]);
+  });
+
   it("keys whose cooldowns ended before an import are reported back in the order they ended", () => {
     const { router, clock, events } = routerWith();
     router.markErrorWithDelay(KEY_A, 300, { scope: MODEL });
@@ -305,7 +321,12 @@ describe("scopes: saved state", () => {
     expect(() => router.importState({ version: 1, savedAt: 0, keys: [{ id, status: "blocked", scope: MODEL }] })).toThrow(
       /^state\.keys\[0\]\.scope must be a string, in version 2/,
     );
-    expect(() => router.importState({ version: 2, savedAt: 0, keys: [{ id, status: "blocked", scope: 7 as never }] })).toThrow(TypeError);
+    // All or nothing: the good entry before the bad one is not applied either.
+    const bad = [{ id, status: "blocked" }, { id, status: "blocked", scope: 7 as never }] as const;
+    expect(() => router.importState({ version: 2, savedAt: 0, keys: [...bad] })).toThrow(
+      new TypeError("state.keys[1].scope must be a string, in version 2, received 7"),
+    );
+    expect(router.stateOf(KEY_A)).toEqual({ status: "ready" });
     // One key may have one entry per scope, but not two for the same scope.
     const twice = [{ id, status: "blocked", scope: MODEL }, { id, status: "ready", scope: MODEL }] as const;
     expect(() => router.importState({ version: 2, savedAt: 0, keys: [...twice] })).toThrow(/^state\.keys\[1\]\.id/);
