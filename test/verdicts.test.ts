@@ -225,6 +225,12 @@ describe("defaultVerdict: rules read from the body", () => {
     expect(verdictOf(429, {}, { error: { type: ["insufficient_quota"], code: 1 } })).toEqual(rateLimit(undefined));
     expect(verdictOf(429, {}, { error: { type: "not_insufficient_quota" } })).toEqual(rateLimit(undefined));
     expect(verdictOf(503, {}, { error: { type: "overloaded_error_v2" } })).toEqual({ type: "fault" });
+    // Each rule names a whole value: neither a longer one nor one with a prefix matches.
+    expect(verdictOf(429, {}, { error: { type: "insufficient_quota_soon" } })).toEqual(rateLimit(undefined));
+    for (const code of ["no_credit_balance_exhausted", "credit_balance_exhausted_soon"]) {
+      expect(verdictOf(429, {}, { error: { code } })).toEqual(rateLimit(undefined));
+    }
+    for (const reason of ["NOT_API_KEY_INVALID", "API_KEY_EXPIRED_SOON"]) expect(verdictOf(400, {}, { error: { reason } })).toEqual({ type: "pass" });
     expect(verdictOf(400, {}, { error: { reason: { toString: () => "API_KEY_INVALID" } } })).toEqual({ type: "pass" });
   });
 
