@@ -315,6 +315,33 @@ describe("scopes: saved state", () => {
     expect(events.filter((event) => event.type === "ready").map((event) => "index" in event && event.index)).toEqual([2, 0]);
   });
 
+  it("a scoped entry neither reads nor ends the key's run of failures, nor lowers its key-wide state", () => {
+    const { router, events } = routerWith();
+    router.markError(KEY_A);
+    router.markBlocked(KEY_B);
+    events.length = 0;
+    const entries = [KEY_A, KEY_B].map((key) => ({ id: fingerprint(key), status: "ready" as const, failures: 5, scope: MODEL }));
+    router.importState({ version: 2, savedAt: Date.now(), keys: entries });
+    expect(router.snapshot().map((row) => [row.state.status, row.failures])).toEqual([
+      ["cooldown", 1],
+      ["blocked", 0],
+      ["ready", 0],
+    ]);
+    // A ready entry for a scope that holds nothing opens none: nothing changed.
+    expect(router.exportState().version).toBe(1);
+    expect(events).toEqual([]);
+  });
+
+  it("an entry for a key this router does not hold changes nothing and tells no one", () => {
+    const { router, events } = routerWith();
+    router.importState({ version: 1, savedAt: Date.now(), keys: [{ id: fingerprint("sk-someone-elses-key"), status: "blocked" }] });
+    expect(events).toEqual([]);
+    router.markBlocked(KEY_A);
+    router.markBlocked(KEY_B);
+    router.markBlocked(KEY_C);
+    expect(router.nextReadyInMs()).toBeUndefined();
+  });
+
   it("refuses a scope in a version 1 state, and a scope that is not a string", () => {
     const { router } = routerWith();
     const id = router.snapshot()[0]!.id;
