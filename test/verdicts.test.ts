@@ -133,6 +133,8 @@ describe("defaultVerdict: x-should-retry", () => {
 
   it("is read as the SDKs read it: only true and false count", () => {
     expect(verdictOf(429, { "x-should-retry": "yes" })).toEqual(rateLimit(undefined));
+    // A header value that is a boolean, not text, says nothing.
+    expect(verdictOf(429, { "x-should-retry": true })).toEqual(rateLimit(undefined));
     expect(verdictOf(401, { "x-should-retry": "FALSE" })).toEqual({ type: "blocked", reason: "auth" });
     expect(verdictOf(401, { "x-should-retry": " false " })).toEqual({ type: "pass" });
   });
