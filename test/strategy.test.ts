@@ -256,6 +256,17 @@ function expectSmooth(served: string[], weights: readonly number[]) {
 }
 
 describe("weighted: a key coming back", () => {
+  it("a light key that comes back waits its phase: it is not served first, and then gets its share", () => {
+    const router = new CredentialRouter(["a", "b"], { strategy: { type: "weighted", weights: [1, 3] } });
+    picks(router, 8);
+    router.markBlocked("a");
+    picks(router, 5);
+    router.clearCooldown("a");
+    const served = picks(router, 12);
+    expect(served.slice(0, 2)).toEqual(["b", "b"]);
+    expect(countOf(served)).toEqual({ a: 3, b: 9 });
+  });
+
   it("a key of unequal weight back from a long cooldown gets its share, with no burst to catch up", () => {
     const clock = manualClock(0);
     const weights = [3, 2, 1];
