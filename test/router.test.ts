@@ -598,12 +598,12 @@ describe("router.picks", () => {
     router.nextKey();
     router.nextKey();
     expect(router.picks).toBe(2);
+    // Two attempts (key-c, then key-a): the first fails for another key to try, the second answers.
+    await router.execute((_, { attempt }) => (attempt === 1 ? Promise.reject(new Error("network")) : "ok"));
+    expect(router.picks).toBe(4);
     router.markBlocked("key-a");
     router.nextKey();
     router.nextKey("m");
-    expect(router.picks).toBe(4);
-    // Two attempts: the first fails for another key to try, the second answers.
-    await router.execute((_, { attempt }) => (attempt === 1 ? Promise.reject(new Error("network")) : "ok"));
     expect(router.picks).toBe(6);
     router.markBlocked("key-b");
     router.markBlocked("key-c");
@@ -620,6 +620,14 @@ describe("execute passes over the keys it tried", () => {
     const tried: string[] = [];
     const result = await router.execute((key) => (tried.push(key), key === "key-a" ? Promise.reject(new Error("network")) : key));
     expect([result, tried]).toEqual(["key-b", ["key-a", "key-b"]]);
+  });
+
+  it("never tries a key twice in one call, even with maxAttempts above the key count", async () => {
+    const { router } = routerWith(["key-a", "key-b"]);
+    router.nextKey();
+    const tried: string[] = [];
+    await expect(router.execute((key) => (tried.push(key), Promise.reject(new Error("network"))), { maxAttempts: 5 })).rejects.toThrow("network");
+    expect(tried).toEqual(["key-b", "key-a"]);
   });
 
   it("in a scope, waits only for a key it has not tried", async () => {
