@@ -2,9 +2,9 @@ import { configDefaults, defineConfig } from "vitest/config";
 
 /**
  * The test run `npm run mutate` (Stryker) repeats for every mutant of the core (`src/` outside
- * `src/redis/`): only the node tests that exercise the core, without the type-check, the browser
- * project, the Redis server, the gateway example or the built `dist`, so that each run is as short
- * as it can be.
+ * `src/redis/` and `src/otel/`): only the node tests that exercise the core, without the type-check,
+ * the browser project, the Redis adapter's and OpenTelemetry's tests, the gateway example or the
+ * built `dist`, so that each run is as short as it can be.
  */
 export default defineConfig({
   test: {
@@ -12,10 +12,12 @@ export default defineConfig({
     exclude: [
       ...configDefaults.exclude,
       "test/browser/**",
-      // Redis: the adapter is not mutated, and each file starts a server.
-      "test/redis.test.ts",
-      // The example gateway and its mock upstream (examples/), over real sockets.
-      "test/gateway.test.ts",
+      // Redis: the adapter is not mutated, and most files start a server.
+      "test/redis*.test.ts",
+      // OpenTelemetry: instrument() is not mutated either.
+      "test/otel.test.ts",
+      // The example gateway and its mock upstream (examples/), some over real sockets.
+      "test/gateway*.test.ts",
       "test/mock-upstream.test.ts",
       // These load the built dist/, which Stryker does not mutate.
       "test/dist-*.test.ts",

@@ -52,7 +52,7 @@ export function checkSavedState(value: unknown, name = "initialState"): CheckedK
   if (!Array.isArray(keys)) fail(".keys", "an array", keys);
   const list = keys as unknown[];
   // Two entries for one key (and scope) contradict each other; exportState() never writes that.
-  const seen = new Set<string>();
+  const seen = new Set<unknown>();
   const copies: CheckedKeyState[] = [];
   // An index loop, not forEach: a hole in a sparse array must be seen, not skipped.
   for (let at = 0, length = list.length; at < length; at++) {
@@ -62,7 +62,8 @@ export function checkSavedState(value: unknown, name = "initialState"): CheckedK
     check(typeof entry === "object" && entry !== null, "", "an object", entry);
     const { id, status, until, failures, reason, scope } = entry as Record<string, unknown>;
     check(scope === undefined || (typeof scope === "string" && version === 2), ".scope", "a string, in version 2", scope);
-    const slot = `${id as string}\u0000${scope ?? ""}`;
+    // The key-wide entry apart from every scope's, the empty scope included.
+    const slot = scope === undefined ? id : `${id as string}\u0000${scope}`;
     check(typeof id === "string" && /^[0-9a-f]{64}$/.test(id) && !seen.has(slot), ".id", "a SHA-256 fingerprint listed once", id);
     seen.add(slot);
     check(STATUS_NAMES.includes(status as KeyStatus), ".status", "a key status", status);

@@ -1,3 +1,4 @@
+import { getEventListeners } from "node:events";
 import { inspect } from "node:util";
 import * as FakeTimers from "@sinonjs/fake-timers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -8,6 +9,7 @@ import {
   type CredentialRouterOptions,
   type KeyContext,
   type Outcome,
+  type RouterEvent,
   type Verdict,
 } from "../src/index.js";
 import { manualClock, KEY_A, KEY_B, KEY_C, KEYS } from "./helpers/fixtures.js";
@@ -1621,10 +1623,163 @@ describe("execute: what a bad argument's message says", () => {
     await expect(router.execute(upstream().fn, { classify })).rejects.toThrow("classify's verdict must be a Verdict");
   });
 
+  it.each([
+    [{ maxServerRetries: -1 }, RangeError, "maxServerRetries must be an integer >= 0, received -1"],
+    [{ maxServerRetries: 1.5 }, RangeError, "maxServerRetries must be an integer >= 0, received 1.5"],
+    [{ scope: 7 }, TypeError, "scope must be a string, received 7"],
+    [{ preemptive: "yes" }, TypeError, "preemptive must be a boolean, received a string"],
+  ] as const)("%o, before any attempt", async (options, kind, message) => {
+    const { router } = routerWith();
+    const { fn, calls } = upstream();
+    await expect(router.execute(fn, options as never)).rejects.toThrow(new kind(message));
+    expect(calls).toHaveLength(0);
+  });
+
   it("a null signal is refused like any other non-signal", async () => {
     const { router } = routerWith();
     const { fn, calls } = upstream();
     await expect(router.execute(fn, { signal: null as never })).rejects.toThrow("signal must be an AbortSignal, received null");
     expect(calls).toHaveLength(0);
+  });
+});
+
+describe("execute: preemptive cooldowns", () => {
+  // 60 requests a minute and none left: one slot frees in 1 s.
+  const spent = { "x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1m0s" };
+  const MODEL = "gpt-4o";
+
+  it("a success that shows its budget spent is returned, and its key rests until a slot frees, in the call's scope", async () => {
+    const { router } = routerWith();
+    const events: RouterEvent[] = [];
+    router.subscribe((event) => void events.push(event));
+    const response = (await router.execute(async () => new Response("fine", { headers: spent }), { scope: MODEL })) as Response;
+    expect(await response.text()).toBe("fine");
+    expect(router.stateOf(KEY_A, MODEL)).toEqual({ status: "cooldown", remainingMs: 1_000 });
+    expect(router.stateOf(KEY_A)).toEqual({ status: "ready" });
+    expect(events).toMatchObject([{ type: "cooldown", index: 0, reason: "rate_limit", delayMs: 1_000, scope: MODEL }]);
+  });
+
+  it("rests no key when preemptive is off, for the call or for the router", async () => {
+    const { router } = routerWith();
+    await router.execute(async () => new Response("fine", { headers: spent }), { preemptive: false });
+    expect(router.stateOf(KEY_A)).toEqual({ status: "ready" });
+    const quiet = routerWith({ preemptive: false }).router;
+    await quiet.execute(async () => new Response("fine", { headers: spent }));
+    expect(quiet.stateOf(KEY_A)).toEqual({ status: "ready" });
+  });
+
+  it("rests no key for a success with budget left, a value without headers, or one that only looks like a response", async () => {
+    const { router } = routerWith();
+    await router.execute(async () => new Response("fine", { headers: { ...spent, "x-ratelimit-remaining-requests": "5" } }));
+    await router.execute(async () => "plain");
+    // No status anywhere: not a response, so its headers are not read.
+    await router.execute(async () => ({ response: { headers: spent } }));
+    expect(router.snapshot().map((row) => row.state)).toEqual([{ status: "ready" }, { status: "ready" }, { status: "ready" }]);
+  });
+
+  it("classify's success verdict rests a spent key too; any other verdict does not", async () => {
+    const { router } = routerWith();
+    const answer = async () => new Response("fine", { headers: spent });
+    await router.execute(answer, { classify: () => ({ type: "success" }) });
+    expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 1_000 });
+    await router.execute(answer, { classify: () => ({ type: "pass" }) });
+    expect(router.stateOf(KEY_B)).toEqual({ status: "ready" });
+    await router.execute(answer, { classify: () => ({ type: "success" }), preemptive: false });
+    expect(router.stateOf(KEY_B)).toEqual({ status: "ready" });
+  });
+});
+
+describe("execute: what classify is shown", () => {
+  function outcomes() {
+    const seen: Outcome[] = [];
+    return { seen, classify: (outcome: Outcome): Verdict => (seen.push(outcome), { type: "pass" }) };
+  }
+
+  it("headers that are not an object, or null, are no headers", async () => {
+    const { router } = routerWith();
+    const { seen, classify } = outcomes();
+    await router.execute(fail(apiError(429, { headers: "retry-after: 5" })), { classify }).catch(() => {});
+    await router.execute(fail(Object.assign(new Error("429"), { response: { status: 429, headers: null } })), { classify }).catch(() => {});
+    expect(seen.map((outcome) => outcome.headers)).toEqual([undefined, undefined]);
+    expect(seen.map((outcome) => outcome.status)).toEqual([429, 429]);
+  });
+
+  it("a value whose body is a Node stream has no parsed body", async () => {
+    const { router } = routerWith();
+    const { seen, classify } = outcomes();
+    await router.execute(async () => ({ status: 500, body: { pipe() {} } }), { classify });
+    expect(seen[0]!.body).toBeUndefined();
+  });
+
+  it("takes the body an error carries as data (ofetch), and cools for the wait it names", async () => {
+    const { router } = routerWith({}, [KEY_A]);
+    await router.execute(fail(Object.assign(new Error("429"), { status: 429, data: { error: { message: "Please retry in 3s" } } }))).catch(() => {});
+    expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 3_000 });
+  });
+
+  it("reads 64 KiB of a body whose chunks cross the limit", async () => {
+    const { router } = routerWith({}, [KEY_A]);
+    const { seen, classify } = outcomes();
+    const chunked = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new Uint8Array(60_000).fill(120));
+        controller.enqueue(new Uint8Array(10_000).fill(121));
+        controller.close();
+      },
+    });
+    await router.execute(async () => new Response(chunked, { status: 400 }), { classify });
+    expect(seen[0]!.body).toBe("x".repeat(60_000) + "y".repeat(5_536));
+  });
+});
+
+describe("execute: the caller's signal", () => {
+  it("fn may answer synchronously, with a value or with nothing", async () => {
+    const { router } = routerWith();
+    const { signal } = new AbortController();
+    expect(await router.execute(() => "plain", { signal })).toBe("plain");
+    expect(await router.execute(() => undefined, { signal })).toBeUndefined();
+  });
+
+  it("a response fn already had when it aborted is returned whole", async () => {
+    const { router } = routerWith();
+    const controller = new AbortController();
+    const fn = () => {
+      controller.abort(new Error("late"));
+      return Promise.resolve(ok("fine"));
+    };
+    const response = (await router.execute(fn, { signal: controller.signal })) as Response;
+    expect(await response.text()).toBe("fine");
+  });
+
+  it("an error response fn already had when it aborted is not read: the call rejects with the reason", async () => {
+    const { router } = routerWith();
+    const controller = new AbortController();
+    // A body that never comes: reading it would never end.
+    const never = new ReadableStream<Uint8Array>({ pull: () => new Promise<void>(() => {}) });
+    const fn = () => {
+      controller.abort(new Error("late"));
+      return Promise.resolve(new Response(never, { status: 429 }));
+    };
+    await expect(router.execute(fn, { signal: controller.signal })).rejects.toThrow("late");
+  }, 10_000);
+
+  it("is left with no listener of execute's once the call is over, its error body read", async () => {
+    const { router } = routerWith({}, [KEY_A, KEY_B]);
+    const { signal } = new AbortController();
+    await router.execute(upstream({ [KEY_A]: () => respond(429, {}, '{"error":{"message":"Please retry in 2s"}}') }).fn, { signal });
+    expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 2_000 });
+    expect(getEventListeners(signal, "abort")).toHaveLength(0);
+  });
+});
+
+describe("execute: where a verdict's mark applies", () => {
+  it("a cooldown is in the call's scope, or key-wide with scoped: false", async () => {
+    const { router } = routerWith({}, [KEY_A]);
+    const cool = (scoped?: boolean) => router.execute(async () => respond(500), { scope: "m", classify: () => ({ type: "cooldown", delayMs: 5_000, scoped }) });
+    await cool();
+    expect([router.stateOf(KEY_A), router.stateOf(KEY_A, "m")]).toEqual([{ status: "ready" }, { status: "cooldown", remainingMs: 5_000 }]);
+    router.clearCooldown(KEY_A);
+    await cool(false);
+    expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 5_000 });
   });
 });

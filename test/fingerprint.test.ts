@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { fingerprint } from "../src/fingerprint.js";
 
 const nodeSha256 = (text: string) => createHash("sha256").update(text, "utf8").digest("hex");
@@ -25,6 +25,18 @@ describe("fingerprint", () => {
     for (const text of ["ключ-🔑-clé", "\u{1F600}".repeat(40), "é".repeat(63)]) {
       expect(fingerprint(text)).toBe(nodeSha256(text));
     }
+  });
+
+  it("hashes U+0080, the first code point past ASCII, as its two UTF-8 bytes", () => {
+    for (const text of ["\u0080", "key-\u0080", "\u007f\u0080"]) expect(fingerprint(text)).toBe(nodeSha256(text));
+  });
+
+  it("hashes a long multi-byte key right when it is the first key hashed", async () => {
+    // A fresh module, whose buffer has not grown yet: 90 three-byte characters need 320 bytes.
+    vi.resetModules();
+    const fresh = await import("../src/fingerprint.js");
+    const text = "€".repeat(90);
+    expect(fresh.fingerprint(text)).toBe(nodeSha256(text));
   });
 
   it("agrees with node:crypto on any well-formed text, long keys included", () => {

@@ -97,9 +97,19 @@ describe("reasons", () => {
   it("a router tells at most 256 reasons apart; one more is a RangeError, and the mark changes nothing", () => {
     const { router } = routerWith();
     for (let count = 0; count < 251; count++) router.markErrorWithDelay(KEY_A, 1, { reason: `reason ${count}` });
-    expect(() => router.markError(KEY_B, { reason: "one too many" })).toThrow(RangeError);
+    expect(() => router.markError(KEY_B, { reason: "one too many" })).toThrow(
+      new RangeError("reason must be one of at most 256 distinct reasons, received a string"),
+    );
+    const entry = { id: fingerprint(KEY_B), status: "blocked" as const, reason: "one too many" };
+    expect(() => router.importState({ version: 1, savedAt: 0, keys: [entry] })).toThrow(
+      new RangeError("state.keys[].reason must be one of at most 256 distinct reasons, received a string"),
+    );
     expect(router.stateOf(KEY_B)).toEqual({ status: "ready" });
-    // Reasons already known still work.
+    // Reasons already known still work, the five built-in ones included: they count among the 256.
     expect(router.markError(KEY_B, { reason: "reason 7" })).toBe(true);
+    for (const reason of ["manual", "rate_limit", "quota", "auth", "server"]) {
+      expect(router.markBlocked(KEY_C, { reason, scope: reason })).toBe(true);
+      expect(router.snapshot()[2]!.scopes.find((row) => row.scope === reason)?.reason).toBe(reason);
+    }
   });
 });

@@ -940,3 +940,28 @@ describe("parseRetryDelay: robustness", () => {
     expect(parseRetryDelay({ error: { message: "x".repeat(5_000_000) + " retry in 2m" } })).toBe(120_000);
   });
 });
+
+describe("parseRetryAfter: what is not quite a hint", () => {
+  it("an Anthropic reset with anything before or after the timestamp is no time", () => {
+    const reset = (value: string) =>
+      parseRetryAfter({ "anthropic-ratelimit-requests-remaining": "0", "anthropic-ratelimit-requests-reset": value }, NOW);
+    expect(reset("at 2024-01-01T00:00:30Z")).toBeUndefined();
+    expect(reset("2024-01-01T00:00:30Z, soon")).toBeUndefined();
+  });
+
+  it("a remaining budget that starts with 0 but is not 0 is budget left", () => {
+    for (const remaining of ["05", "0.5"]) {
+      expect(parseRetryAfter({ "x-ratelimit-remaining-requests": remaining, "x-ratelimit-reset-requests": "1s" }, NOW)).toBeUndefined();
+    }
+  });
+
+  it("reads a retry-after exponent of two digits", () => {
+    expect(parseRetryAfter({ "retry-after": "5e01" }, NOW)).toBe(50_000);
+  });
+});
+
+describe("parseRetryDelay: what is not quite a hint", () => {
+  it("resets_in_seconds with a unit of its own is not plain seconds", () => {
+    expect(parseRetryDelay({ error: { resets_in_seconds: "30m" } })).toBeUndefined();
+  });
+});

@@ -387,7 +387,7 @@ describe("bad input", () => {
     ["an empty string", ["sk-a", "sk-b", ""], /keys\[2\] must be a non-empty string/],
     // A lone surrogate has no UTF-8 form: "k\uD800" and "k\uDC00" would share one fingerprint, and a
     // saved state naming it twice would fail to restore.
-    ["a lone high surrogate", ["sk-a", "k\uD800"], /keys\[1\] must be well-formed UTF-16 \(no lone surrogate\)/],
+    ["a lone high surrogate", ["sk-a", "k\uD800"], /^keys\[1\] must be well-formed UTF-16 \(no lone surrogate\), received a string$/],
     ["a lone low surrogate", ["k\uDC00x", "sk-b"], /keys\[0\] must be well-formed UTF-16/],
   ])("keys that are %s throw a TypeError", (_, keys, message) => {
     expect(() => new CredentialRouter(keys as string[])).toThrow(TypeError);
@@ -588,5 +588,99 @@ describe("no clock read while no key is cooling", () => {
     // One cooling key, and the clock is read.
     router.markError(keys[0]!);
     expect(reads).toBeGreaterThan(0);
+  });
+});
+
+describe("router.picks", () => {
+  it("counts the keys handed out, by nextKey (in a scope too) and by execute's attempts, and no pick that found none", async () => {
+    const keys = ["key-a", "key-b", "key-c"];
+    const { router } = routerWith(keys);
+    router.nextKey();
+    router.nextKey();
+    expect(router.picks).toBe(2);
+    // Two attempts (key-c, then key-a): the first fails for another key to try, the second answers.
+    await router.execute((_, { attempt }) => (attempt === 1 ? Promise.reject(new Error("network")) : "ok"));
+    expect(router.picks).toBe(4);
+    router.markBlocked("key-a");
+    router.nextKey();
+    router.nextKey("m");
+    expect(router.picks).toBe(6);
+    router.markBlocked("key-b");
+    router.markBlocked("key-c");
+    expect(router.nextKey()).toBeUndefined();
+    expect(router.nextKey("m")).toBeUndefined();
+    await expect(router.execute(() => "ok")).rejects.toThrow();
+    expect(router.picks).toBe(6);
+  });
+});
+
+describe("execute passes over the keys it tried", () => {
+  it("with fill-first, the key after a tried first key is the next one tried", async () => {
+    const { router } = routerWith(["key-a", "key-b", "key-c"], { strategy: { type: "fill-first" } });
+    const tried: string[] = [];
+    const result = await router.execute((key) => (tried.push(key), key === "key-a" ? Promise.reject(new Error("network")) : key));
+    expect([result, tried]).toEqual(["key-b", ["key-a", "key-b"]]);
+  });
+
+  it("never tries a key twice in one call, even with maxAttempts above the key count", async () => {
+    const { router } = routerWith(["key-a", "key-b"]);
+    router.nextKey();
+    const tried: string[] = [];
+    await expect(router.execute((key) => (tried.push(key), Promise.reject(new Error("network"))), { maxAttempts: 5 })).rejects.toThrow("network");
+    expect(tried).toEqual(["key-b", "key-a"]);
+  });
+
+  it("in a scope, waits only for a key it has not tried", async () => {
+    const { router } = routerWith(["key-a", "key-b"]);
+    router.markBlocked("key-b");
+    // key-a rests 1 s in the scope after its 429; no other key will be back, so the call ends at once.
+    const response = (await router.execute(async () => new Response("slow down", { status: 429, headers: { "retry-after": "1" } }), {
+      scope: "m",
+      maxWaitMs: 60_000,
+    })) as Response;
+    expect(response.status).toBe(429);
+  }, 10_000);
+});
+
+describe("events carry a scope only when the change is in one", () => {
+  it("a key-wide mark's event and a key-wide exhausted event have no scope field", () => {
+    const events: unknown[] = [];
+    const { router } = routerWith(["key-a"]);
+    router.subscribe((event) => void events.push(event));
+    router.markBlocked("key-a");
+    router.nextKey();
+    expect(events).toStrictEqual([
+      { type: "blocked", reason: "manual", index: 0, hint: "#0" },
+      { type: "exhausted", retryAfterMs: undefined },
+    ]);
+  });
+
+  it("a scope's exhausted event says how long until a key cooling key-wide is back", () => {
+    const events: unknown[] = [];
+    const { router } = routerWith(["key-a", "key-b"]);
+    router.markBlocked("key-a", { scope: "m" });
+    router.markErrorWithDelay("key-b", 5_000);
+    router.subscribe((event) => void events.push(event));
+    router.nextKey("m");
+    expect(events).toStrictEqual([{ type: "exhausted", retryAfterMs: 5_000, scope: "m" }]);
+  });
+});
+
+describe("maxScopes drops the scope used least recently", () => {
+  it("of scopes opened one after another and not used since, the first", () => {
+    const { router } = routerWith(["key-a", "key-b"], { maxScopes: 2 });
+    for (const scope of ["one", "two", "three"]) router.markBlocked("key-a", { scope });
+    expect(["one", "two", "three"].map((scope) => router.stateOf("key-a", scope)!.status)).toEqual(["ready", "blocked", "blocked"]);
+  });
+
+  it("of three, the one whose turn came longest ago", () => {
+    const { router } = routerWith(["key-a", "key-b"], { maxScopes: 3 });
+    for (const scope of ["one", "two", "three"]) router.markBlocked("key-a", { scope });
+    router.nextKey("two");
+    router.nextKey("three");
+    router.nextKey("one");
+    router.nextKey("three");
+    router.markBlocked("key-a", { scope: "four" });
+    expect(["one", "two", "three", "four"].map((scope) => router.stateOf("key-a", scope)!.status)).toEqual(["blocked", "ready", "blocked", "blocked"]);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CredentialRouter, type CredentialRouterOptions, type RouterEvent } from "../src/index.js";
+import { CredentialRouter, fingerprint, type CredentialRouterOptions, type RouterEvent } from "../src/index.js";
 import { manualClock, KEY_A, KEY_B, KEY_C } from "./helpers/fixtures.js";
 
 const KEYS = [KEY_A, KEY_B, KEY_C];
@@ -224,6 +224,29 @@ describe("scopes: lifetime and bounds", () => {
     }
   });
 
+  it("key-wide deadlines are exact, to the fraction of a millisecond", () => {
+    let time = 1_000.25;
+    const router = new CredentialRouter(KEYS, { now: () => time });
+    router.markErrorWithDelay(KEY_A, 1_500.5);
+    expect(router.stateOf(KEY_A)).toEqual({ status: "cooldown", remainingMs: 1_500.5 });
+    time = 2_500.75;
+    expect(router.stateOf(KEY_A)).toEqual({ status: "ready" });
+  });
+
+  it("a scoped cooldown lasts as long as asked, wherever the clock stands, up to 2^32-2 ms", () => {
+    const DAY = 86_400_000;
+    // A scope opened 24 days into the clock (just under 2^31 ms) keeps a 40-day cooldown whole.
+    let time = 2 ** 31 - 1_000;
+    const router = new CredentialRouter(KEYS, { now: () => time, maxRetryAfterMs: 100 * DAY });
+    router.markErrorWithDelay(KEY_A, 40 * DAY, { scope: MODEL });
+    expect(router.stateOf(KEY_A, MODEL)).toEqual({ status: "cooldown", remainingMs: 40 * DAY });
+    // Longer than the 32 bits a scope keeps a deadline in: cut to 2^32-2 ms (49.7 days), not to none.
+    router.markErrorWithDelay(KEY_B, 60 * DAY, { scope: MODEL });
+    expect(router.stateOf(KEY_B, MODEL)).toEqual({ status: "cooldown", remainingMs: 2 ** 32 - 2 });
+    time += 49 * DAY;
+    expect(router.stateOf(KEY_B, MODEL)).toMatchObject({ status: "cooldown" });
+  });
+
   it("a key's run of failures counts cooldowns in every scope", () => {
     const { router, clock } = routerWith({ cooldownMs: 1_000, maxCooldownMs: 60_000 });
     router.markError(KEY_A, { scope: MODEL });
@@ -265,13 +288,72 @@ describe("scopes: saved state", () => {
     expect(router.stateOf(KEY_A, MODEL)).toEqual({ status: "ready" });
   });
 
+  it("a key out key-wide and in several scopes, the empty scope among them, survives the round trip", () => {
+    const { router } = routerWith();
+    router.markBlocked(KEY_A);
+    router.markBlocked(KEY_A, { scope: "" });
+    router.markBlocked(KEY_A, { scope: MODEL });
+    router.markErrorWithDelay(KEY_A, 5_000, { scope: OTHER });
+    const copy = routerWith().router;
+    copy.importState(router.exportState());
+    expect(copy.snapshot()[0]!.state).toEqual({ status: "blocked" });
+    expect(copy.snapshot()[0]!.scopes.map(({ scope, state }) => [scope, state.status])).toEqual([
+      ["", "blocked"],
+      [MODEL, "blocked"],
+      [OTHER, "cooldown"],
+    ]);
+  });
+
+  it("keys whose cooldowns ended before an import are reported back in the order they ended", () => {
+    const { router, clock, events } = routerWith();
+    router.markErrorWithDelay(KEY_A, 300, { scope: MODEL });
+    router.markErrorWithDelay(KEY_C, 200, { scope: MODEL });
+    clock.advance(4_000);
+    // Nothing has looked since both ended; the import of B's cooldown finds them still listed.
+    router.importState({ version: 2, savedAt: Date.now(), keys: [{ id: fingerprint(KEY_B), status: "cooldown", until: Date.now() + 10_000, scope: MODEL }] });
+    router.nextKey(MODEL);
+    expect(events.filter((event) => event.type === "ready").map((event) => "index" in event && event.index)).toEqual([2, 0]);
+  });
+
+  it("a scoped entry neither reads nor ends the key's run of failures, nor lowers its key-wide state", () => {
+    const { router, events } = routerWith();
+    router.markError(KEY_A);
+    router.markBlocked(KEY_B);
+    events.length = 0;
+    const entries = [KEY_A, KEY_B].map((key) => ({ id: fingerprint(key), status: "ready" as const, failures: 5, scope: MODEL }));
+    router.importState({ version: 2, savedAt: Date.now(), keys: entries });
+    expect(router.snapshot().map((row) => [row.state.status, row.failures])).toEqual([
+      ["cooldown", 1],
+      ["blocked", 0],
+      ["ready", 0],
+    ]);
+    // A ready entry for a scope that holds nothing opens none: nothing changed.
+    expect(router.exportState().version).toBe(1);
+    expect(events).toEqual([]);
+  });
+
+  it("an entry for a key this router does not hold changes nothing and tells no one", () => {
+    const { router, events } = routerWith();
+    router.importState({ version: 1, savedAt: Date.now(), keys: [{ id: fingerprint("sk-someone-elses-key"), status: "blocked" }] });
+    expect(events).toEqual([]);
+    router.markBlocked(KEY_A);
+    router.markBlocked(KEY_B);
+    router.markBlocked(KEY_C);
+    expect(router.nextReadyInMs()).toBeUndefined();
+  });
+
   it("refuses a scope in a version 1 state, and a scope that is not a string", () => {
     const { router } = routerWith();
     const id = router.snapshot()[0]!.id;
     expect(() => router.importState({ version: 1, savedAt: 0, keys: [{ id, status: "blocked", scope: MODEL }] })).toThrow(
       /^state\.keys\[0\]\.scope must be a string, in version 2/,
     );
-    expect(() => router.importState({ version: 2, savedAt: 0, keys: [{ id, status: "blocked", scope: 7 as never }] })).toThrow(TypeError);
+    // All or nothing: the good entry before the bad one is not applied either.
+    const bad = [{ id, status: "blocked" }, { id, status: "blocked", scope: 7 as never }] as const;
+    expect(() => router.importState({ version: 2, savedAt: 0, keys: [...bad] })).toThrow(
+      new TypeError("state.keys[1].scope must be a string, in version 2, received 7"),
+    );
+    expect(router.stateOf(KEY_A)).toEqual({ status: "ready" });
     // One key may have one entry per scope, but not two for the same scope.
     const twice = [{ id, status: "blocked", scope: MODEL }, { id, status: "ready", scope: MODEL }] as const;
     expect(() => router.importState({ version: 2, savedAt: 0, keys: [...twice] })).toThrow(/^state\.keys\[1\]\.id/);

@@ -256,6 +256,17 @@ function expectSmooth(served: string[], weights: readonly number[]) {
 }
 
 describe("weighted: a key coming back", () => {
+  it("a light key that comes back waits its phase: it is not served first, and then gets its share", () => {
+    const router = new CredentialRouter(["a", "b"], { strategy: { type: "weighted", weights: [1, 3] } });
+    picks(router, 8);
+    router.markBlocked("a");
+    picks(router, 5);
+    router.clearCooldown("a");
+    const served = picks(router, 12);
+    expect(served.slice(0, 2)).toEqual(["b", "b"]);
+    expect(countOf(served)).toEqual({ a: 3, b: 9 });
+  });
+
   it("a key of unequal weight back from a long cooldown gets its share, with no burst to catch up", () => {
     const clock = manualClock(0);
     const weights = [3, 2, 1];
@@ -433,6 +444,7 @@ describe("strategy validation: what the message says", () => {
   it("a strategy that is not an object, or of an unknown type, names what is expected", () => {
     const create = (strategy: unknown) => () => new CredentialRouter(letters(2), { strategy: strategy as RoutingStrategy });
     expect(create(null)).toThrow('strategy must be an object with a "type", received null');
+    expect(create("round-robin")).toThrow('strategy must be an object with a "type", received a string');
     expect(create({ type: "fastest" })).toThrow('strategy.type must be "round-robin", "fill-first", "weighted", "priority" or "random"');
   });
 });
@@ -445,5 +457,18 @@ describe("round-robin: after every key was out", () => {
     expect(router.nextKey()).toBeUndefined();
     for (const key of letters(3)) router.clearCooldown(key);
     expect(picks(router, 4)).toEqual(["b", "c", "a", "b"]);
+  });
+});
+
+describe("weighted: every key out", () => {
+  it("nextKey finds no key, counts no pick, and the exhausted event fires", () => {
+    const router = new CredentialRouter(letters(3), { strategy: { type: "weighted", weights: [1, 2, 3] } });
+    const events: RouterEvent[] = [];
+    router.subscribe((event) => void events.push(event));
+    for (const key of letters(3)) router.markBlocked(key);
+    events.length = 0;
+    expect(router.nextKey()).toBeUndefined();
+    expect(router.picks).toBe(0);
+    expect(events).toEqual([{ type: "exhausted", retryAfterMs: undefined }]);
   });
 });

@@ -133,6 +133,8 @@ describe("defaultVerdict: x-should-retry", () => {
 
   it("is read as the SDKs read it: only true and false count", () => {
     expect(verdictOf(429, { "x-should-retry": "yes" })).toEqual(rateLimit(undefined));
+    // A header value that is a boolean, not text, says nothing.
+    expect(verdictOf(429, { "x-should-retry": true })).toEqual(rateLimit(undefined));
     expect(verdictOf(401, { "x-should-retry": "FALSE" })).toEqual({ type: "blocked", reason: "auth" });
     expect(verdictOf(401, { "x-should-retry": " false " })).toEqual({ type: "pass" });
   });
@@ -225,6 +227,12 @@ describe("defaultVerdict: rules read from the body", () => {
     expect(verdictOf(429, {}, { error: { type: ["insufficient_quota"], code: 1 } })).toEqual(rateLimit(undefined));
     expect(verdictOf(429, {}, { error: { type: "not_insufficient_quota" } })).toEqual(rateLimit(undefined));
     expect(verdictOf(503, {}, { error: { type: "overloaded_error_v2" } })).toEqual({ type: "fault" });
+    // Each rule names a whole value: neither a longer one nor one with a prefix matches.
+    expect(verdictOf(429, {}, { error: { type: "insufficient_quota_soon" } })).toEqual(rateLimit(undefined));
+    for (const code of ["no_credit_balance_exhausted", "credit_balance_exhausted_soon"]) {
+      expect(verdictOf(429, {}, { error: { code } })).toEqual(rateLimit(undefined));
+    }
+    for (const reason of ["NOT_API_KEY_INVALID", "API_KEY_EXPIRED_SOON"]) expect(verdictOf(400, {}, { error: { reason } })).toEqual({ type: "pass" });
     expect(verdictOf(400, {}, { error: { reason: { toString: () => "API_KEY_INVALID" } } })).toEqual({ type: "pass" });
   });
 
