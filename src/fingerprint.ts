@@ -12,10 +12,7 @@ export function fingerprint(key: string): string {
   // UTF-8 takes at most 3 bytes per UTF-16 code unit; then the padding: 0x80, zeros, and the length.
   const most = ((key.length * 3 + 8) >>> 6) * 64 + 64;
   if (most > bytes.length) bytes = new Uint8Array(most);
-  let length = 0;
-  // ASCII by hand (most keys), the rest by the encoder.
-  while (length < key.length && key.charCodeAt(length) < 128) bytes[length] = key.charCodeAt(length++);
-  if (length < key.length) length = encoder.encodeInto(key, bytes).written;
+  const length = encoder.encodeInto(key, bytes).written;
   const padded = ((length + 8) >>> 6) * 64 + 64;
   bytes.fill(0, length, padded);
   bytes[length] = 0x80;

@@ -454,3 +454,39 @@ describe("events emitted from inside a listener", () => {
     expect(seen).toEqual(["blocked:0", "cooldown:1"]);
   });
 });
+
+describe("events are built only for listeners", () => {
+  /** A router whose keys all cool, on a clock that counts its reads. */
+  function countingRouter() {
+    const clock = manualClock();
+    let reads = 0;
+    const router = new CredentialRouter([KEY_A, KEY_B], {
+      now: () => (reads++, clock.now()),
+    });
+    router.markErrorWithDelay(KEY_A, 5_000);
+    router.markErrorWithDelay(KEY_B, 5_000);
+    /** How many times the clock is read by one pick that finds no key. */
+    const readsOfAPick = () => {
+      reads = 0;
+      expect(router.nextKey()).toBeUndefined();
+      return reads;
+    };
+    return { router, readsOfAPick };
+  }
+
+  it("reads the caller's clock once for a pick that finds no key while nobody listens, and again to tell a listener", () => {
+    const { router, readsOfAPick } = countingRouter();
+    const quiet = readsOfAPick();
+    expect(quiet).toBe(1);
+    const seen: RouterEvent[] = [];
+    const unsubscribe = router.subscribe((event) => void seen.push(event));
+    expect(readsOfAPick()).toBe(2);
+    expect(seen).toEqual([{ type: "exhausted", retryAfterMs: 5_000 }]);
+    // Every subscription undone, the router is back to building nothing.
+    unsubscribe();
+    expect(readsOfAPick()).toBe(quiet);
+    const unsubscribeTwice = [router.subscribe(() => {}), router.subscribe(() => {})];
+    unsubscribeTwice.forEach((undo) => undo());
+    expect(readsOfAPick()).toBe(quiet);
+  });
+});
