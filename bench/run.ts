@@ -77,16 +77,17 @@ for (const type of ["round-robin", "fill-first", "weighted", "priority", "random
   for (const size of sizes) scenarios.push({ name: `all ready, ${type}`, size, make: picks(size, { strategy: strategyFor(type, size), peer: type === "round-robin" }) });
 }
 for (const size of [1_024, 16_384]) {
-  scenarios.push({ name: "90% cooling, strided", size, make: picks(size, { cooling: (index) => index % 10 !== 0, peer: true }) });
-  scenarios.push({ name: "90% cooling, contiguous", size, make: picks(size, { cooling: (index) => index < size * 0.9 }) });
   scenarios.push({
-    name: "a clock read + an all-ready pick",
+    name: "90% cooling, strided",
     size,
     make: () => {
-      const router = new CredentialRouter(keysOf(size));
-      return { "performance.now() + pick": () => (performance.now(), router.nextKey()) };
+      // The floor, in the same process: one clock read and an all-ready pick (a target is a ratio to it).
+      const ops = picks(size, { cooling: (index) => index % 10 !== 0, peer: true })();
+      const ready = new CredentialRouter(keysOf(size));
+      return { ...ops, "performance.now() + pick": () => (performance.now(), ready.nextKey()) };
     },
   });
+  scenarios.push({ name: "90% cooling, contiguous", size, make: picks(size, { cooling: (index) => index < size * 0.9 }) });
   scenarios.push({
     name: "99.9% blocked",
     size,
@@ -320,9 +321,12 @@ const checks: [string, boolean][] = [
     time("all ready, round-robin", size, "wrr-pool") / allReady(size) >= 1,
   ]),
   ...[1_024, 16_384].map((size): [string, boolean] => {
-    const floor = time("a clock read + an all-ready pick", size, "performance.now() + pick");
+    const floor = time("90% cooling, strided", size, "performance.now() + pick");
     const cooling = time("90% cooling, strided", size);
-    return [`pick with 90% cooling at ${size.toLocaleString("en")} keys: <= 1.3x a clock read + an all-ready pick (${(cooling / floor).toFixed(2)}x)`, cooling <= 1.3 * floor];
+    return [
+      `pick with 90% cooling at ${size.toLocaleString("en")} keys: <= 1.3x a clock read + an all-ready pick, ${format(floor)} (${(cooling / floor).toFixed(2)}x)`,
+      cooling <= 1.3 * floor,
+    ];
   }),
   ...[4, 1_024].map((size): [string, boolean] => {
     const factor = time("mark an error + pick", size, "wrr-pool") / time("mark an error + pick", size);
@@ -347,7 +351,7 @@ const checks: [string, boolean][] = [
   [
     "flat: ours at 16,384 keys within 1.5x of ours at 1,024, every pick scenario",
     rows
-      .filter((row) => row.size === 16_384 && row.times.ours !== undefined && rows.some((other) => other.name === row.name && other.size === 1_024))
+      .filter((row) => row.size === 16_384 && !row.name.startsWith("execute") && row.times.ours !== undefined && rows.some((other) => other.name === row.name && other.size === 1_024))
       .every((row) => row.times.ours! <= 1.5 * time(row.name, 1_024)),
   ],
 ];
