@@ -66,7 +66,7 @@ export function nextMember(levels: Bitset, from: number): number {
   return position;
 }
 
-/** Index of the lowest set bit of a non-zero 32-bit word. */
-function lowestBit(bits: number): number {
+/** Index of the lowest set bit of a non-zero 32-bit word. @internal */
+export function lowestBit(bits: number): number {
   return 31 - Math.clz32(bits & -bits);
 }

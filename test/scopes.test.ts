@@ -99,6 +99,23 @@ describe("scopes: a mark in a scope takes the key out there only", () => {
     expect(router.markError("sk-unknown-0000000000", { scope: MODEL })).toBe(false);
     expect(router.snapshot().every((row) => row.scopes.length === 0)).toBe(true);
   });
+
+  it("a scope named like an Object.prototype member is a scope like any other", () => {
+    const { router, clock } = routerWith();
+    const names = ["__proto__", "constructor", "toString", "hasOwnProperty"];
+    names.forEach((name, turn) => {
+      expect(picks(router, 3, name)).toEqual([KEY_A, KEY_B, KEY_C]);
+      expect(router.stateOf(KEY_B, name)).toEqual({ status: "ready" });
+      router.markErrorWithDelay(KEY_B, 1_000 * (turn + 1), { scope: name });
+      expect(picks(router, 2, name)).toEqual([KEY_A, KEY_C]);
+      expect(router.stateOf(KEY_B, name)).toEqual({ status: "cooldown", remainingMs: 1_000 * (turn + 1) });
+      expect(router.stateOf(KEY_B)).toEqual({ status: "ready" });
+    });
+    expect(router.snapshot()[1]!.scopes.map((row) => row.scope)).toEqual(names);
+    clock.advance(1_000);
+    expect(picks(router, 3, "__proto__")).toEqual([KEY_A, KEY_B, KEY_C]);
+    expect(router.snapshot()[1]!.scopes.map((row) => row.scope)).toEqual(names.slice(1));
+  });
 });
 
 describe("scopes: fairness", () => {
