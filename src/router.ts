@@ -167,6 +167,12 @@ export class CredentialRouter {
   readonly #roundRobin: RoundRobin | undefined;
   /** Consecutive failed cooldown windows of each key. */
   readonly #failures: Uint32Array;
+  /**
+   * How many doublings of `cooldownMs` reach `maxCooldownMs` (at most 1,023, past which a double
+   * overflows): a longer run of failures doubles no further, and a mark stays clear of `2 ** n` for a
+   * large n, which costs V8 about as much as the rest of the mark.
+   */
+  readonly #doublings: number;
   /** Consecutive service faults of each key (see `serverFaultThreshold`). */
   readonly #faults: Uint32Array;
   /** Counts scope uses, to find the least recently used. */
@@ -205,6 +211,10 @@ export class CredentialRouter {
     this.#roundRobin = this.#all.picker instanceof RoundRobin ? this.#all.picker : undefined;
     this.#failures = new Uint32Array(size);
     this.#faults = new Uint32Array(size);
+    const { cooldownMs, maxCooldownMs } = resolved;
+    let doublings = 0;
+    while (cooldownMs > 0 && doublings < 1023 && cooldownMs * 2 ** doublings < maxCooldownMs) doublings++;
+    this.#doublings = doublings;
     const groups = new Map<string, number[]>();
     resolved.groups?.forEach((group, index) => {
       if (group === undefined) return;
@@ -705,10 +715,14 @@ export class CredentialRouter {
     if (layer.status[index] === READY) this.#failures[index]!++;
     // At least one window: a success while this one runs ends the run, not this cooldown.
     const { cooldownMs, maxCooldownMs } = this.#options;
-    delayMs ??= Math.min(cooldownMs * 2 ** Math.min(Math.max(this.#failures[index]!, 1) - 1, 1023), maxCooldownMs);
+    const doublings = Math.min(Math.max(this.#failures[index]!, 1) - 1, this.#doublings);
+    delayMs ??= Math.min(cooldownMs * (doublings < 31 ? 1 << doublings : 2 ** doublings), maxCooldownMs);
     const until = now + delayMs;
     const spread = group ?? (reason === RATE_LIMIT || reason === QUOTA);
-    for (const member of (spread && this.#members[index]) || [index]) {
+    // The key alone, or its whole group: by count, as a one-key array on every mark costs an allocation.
+    const members = (spread && this.#members[index]) || undefined;
+    for (let at = 0, count = members?.length ?? 1; at < count; at++) {
+      const member = members === undefined ? index : members[at]!;
       const before = layer.status[member];
       if (before === READY || (before === COOLDOWN && until > layer.deadline(member))) this.#set(layer, member, COOLDOWN, now, until, reason);
     }

@@ -49,6 +49,19 @@ describe("escalation (maxCooldownMs)", () => {
     expect(windows(router, clock, 3)).toEqual([3_000, 3_000, 3_000]);
   });
 
+  it("keeps doubling past 2^31 ms in whole steps, up to maxCooldownMs", () => {
+    const { router, clock } = routerWith({ cooldownMs: 1, maxCooldownMs: 2 ** 40 });
+    const lengths = windows(router, clock, 43);
+    expect(lengths.slice(29, 34)).toEqual([2 ** 29, 2 ** 30, 2 ** 31, 2 ** 32, 2 ** 33]);
+    expect(lengths).toEqual(lengths.map((_, n) => Math.min(2 ** n, 2 ** 40)));
+  });
+
+  it("a cooldownMs of 0 never takes the key out, whatever maxCooldownMs and however many failures", () => {
+    const { router, clock } = routerWith({ cooldownMs: 0, maxCooldownMs: 60_000 });
+    expect(windows(router, clock, 1_100)).toEqual(Array(1_100).fill("ready"));
+    expect(failures(router)).toBe(1_100);
+  });
+
   it("stays at maxCooldownMs over a very long run of failures", () => {
     const { router, clock } = routerWith({ cooldownMs: 1, maxCooldownMs: 10 });
     const lengths = windows(router, clock, 2_000);
