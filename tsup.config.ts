@@ -9,7 +9,7 @@ const shared: Options = {
 };
 
 /** The core's internal property names that the bundle shortens (see the index entry below). */
-const MANGLED = /^(levels|absent|top|argmin|argminExcept|setUntil|deadline|earliest|dropped|used|base|out|ready|picker|cursor|count|keyAt|first|runOf|membership|lowest|rotate|waitMs|success|fault|ref|pick|options)$/;
+const MANGLED = /^(levels|absent|top|argmin|argminExcept|setUntil|deadline|earliest|dropped|used|base|out|ready|picker|cursor|count|keyAt|first|runOf|membership|lowest|rotate|waitMs|success|fault|ref|pick|options|changes|scanned|soonest)$/;
 
 export default defineConfig([
   // The core: no Node-only API, for browsers and edge runtimes too.

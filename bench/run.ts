@@ -111,6 +111,18 @@ for (const size of [1_024, 16_384]) {
       return { ours: () => ours.nextKey(), baseline: () => baseline.nextKey() };
     },
   });
+  scenarios.push({
+    name: "every key cooling in a scope, a listener",
+    size,
+    make: () => {
+      // The pick finds no key and tells the listener (a dashboard, say) when one is back in the scope.
+      const keys = keysOf(size);
+      const ours = new CredentialRouter(keys);
+      keys.forEach((key, index) => ours.markErrorWithDelay(key, HOUR + index, { scope: "model" }));
+      ours.subscribe(() => {});
+      return { ours: () => ours.nextKey("model") };
+    },
+  });
 }
 for (const size of [4, 1_024, 16_384]) {
   scenarios.push({

@@ -39,6 +39,12 @@ export class Layer {
    * into `until`, for the pick: one read where a tree's top level is three.
    */
   earliest = Infinity;
+  /** How many times a key's state changed here: a version, for what is computed from the states. */
+  changes = 0;
+  /** The version (`changes` of this and the key-wide layer, summed) that `soonest` was computed at. */
+  scanned = -1;
+  /** In a scope: the earliest time a key is ready both here and key-wide, as of `scanned`. */
+  soonest = Infinity;
 
   constructor(
     readonly name: string | undefined,

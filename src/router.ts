@@ -89,10 +89,10 @@ function admit(layer: Layer, index: number, ready: boolean): void {
   else layer.picker.delete(index);
 }
 
-/** When the key is ready in the layer: now, its deadline, or never (`Infinity`). */
-function readyAt(layer: Layer, index: number, now: number): number {
+/** When the key is ready in the layer: already (`-Infinity`), at its deadline, or never (`Infinity`). */
+function readyAt(layer: Layer, index: number): number {
   const status = layer.status[index];
-  return status === READY ? now : status === COOLDOWN ? layer.deadline(index) : Infinity;
+  return status === READY ? -Infinity : status === COOLDOWN ? layer.deadline(index) : Infinity;
 }
 
 /** The `scope` of an options object, checked. */
@@ -345,7 +345,7 @@ export class CredentialRouter {
     const index = this.#indexOf.get(key);
     if (index === undefined) return false;
     if (name === undefined) this.#failures[index] = this.#faults[index] = 0;
-    for (const layer of name === undefined ? [this.#all, ...this.#scopes.values()] : [this.#scopes.get(name)]) {
+    for (const layer of name === undefined ? this.#layers() : [this.#scopes.get(name)]) {
       if (layer !== undefined && layer.status[index] !== READY) this.#set(layer, index, READY, 0);
     }
     return true;
@@ -429,7 +429,7 @@ export class CredentialRouter {
     const now = this.#settleAll();
     const wallNow = Date.now();
     const keys: SavedKeyState[] = [];
-    for (const layer of [this.#all, ...this.#scopes.values()]) {
+    for (const layer of this.#layers()) {
       layer.status.forEach((status, index) => {
         const failures = layer === this.#all ? this.#failures[index]! : 0;
         if (status === READY && failures === 0) return;
@@ -558,8 +558,9 @@ export class CredentialRouter {
 
   /**
    * Milliseconds until a key that is not in `tried` is ready (both key-wide and in the scope), or
-   * `undefined` when none will be by itself. In a scope, a scan of every key: it runs only when no
-   * key is ready there.
+   * `undefined` when none will be by itself. In a scope, a scan of every key, which runs only when
+   * no key is ready there, and once per change: the answer is kept until the scope or the key-wide
+   * layer changes (a service that keeps asking an exhausted scope pays for one scan).
    */
   #waitMs(layer: Layer, now: number, tried: ReadonlySet<number> = NONE): number | undefined {
     const all = this.#all;
@@ -568,8 +569,18 @@ export class CredentialRouter {
       const index = all.until.argminExcept(tried);
       if (index >= 0) earliest = all.deadline(index);
     } else {
-      for (let index = 0; index < this.#keys.length; index++) {
-        if (!tried.has(index)) earliest = Math.min(earliest, Math.max(readyAt(all, index, now), readyAt(layer, index, now)));
+      // Both layers' counts of changes only grow, so their sum names one state of the two.
+      const version = all.changes + layer.changes;
+      if (tried.size === 0 && layer.scanned === version) {
+        earliest = layer.soonest;
+      } else {
+        for (let index = 0; index < this.#keys.length; index++) {
+          if (!tried.has(index)) earliest = Math.min(earliest, Math.max(readyAt(all, index), readyAt(layer, index)));
+        }
+        if (tried.size === 0) {
+          layer.scanned = version;
+          layer.soonest = earliest;
+        }
       }
     }
     return earliest === Infinity ? undefined : Math.max(0, earliest - now);
@@ -631,9 +642,14 @@ export class CredentialRouter {
     layer.dropped = true;
   }
 
+  /** The key-wide layer and every live scope. */
+  #layers(): Layer[] {
+    return [this.#all, ...this.#scopes.values()];
+  }
+
   /** Expires everything that has ended, key-wide and in every scope. */
   #settleAll(): number {
-    const layers = [this.#all, ...this.#scopes.values()];
+    const layers = this.#layers();
     // The clock is read only when some key cools.
     const now = layers.some((layer) => layer.earliest < Infinity) ? this.#now() : 0;
     for (const layer of layers) this.#expire(layer, now);
@@ -653,6 +669,7 @@ export class CredentialRouter {
   #set(layer: Layer, index: number, status: number, now: number, until = 0, reason = 0, why: "cleared" | "expired" = "cleared"): void {
     const before = layer.status[index]!;
     const all = this.#all;
+    layer.changes++;
     layer.status[index] = status;
     layer.reason[index] = reason;
     if ((before === READY) !== (status === READY)) {

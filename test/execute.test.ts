@@ -969,6 +969,24 @@ describe("execute: waiting (maxWaitMs)", () => {
     expect(clock.countTimers()).toBe(0);
   });
 
+  it("in a scope, waits for an untried key only, also when the scope's wait was just computed for everyone", async () => {
+    const router = fakeTimeRouter();
+    // Someone listens: the pick that finds no key computes the scope's wait (for any key) to tell them.
+    router.subscribe(() => {});
+    router.markErrorWithDelay(KEY_B, 5_000, { scope: "gpt-4o" });
+    router.markErrorWithDelay(KEY_C, 5_000, { scope: "gpt-4o" });
+    const { fn, keys } = upstream({ [KEY_A]: () => respond(429, { "retry-after": "1" }) });
+    const result = track(router.execute(fn, { scope: "gpt-4o", maxWaitMs: 2_000 }));
+    await clock.tickAsync(0);
+    // A, tried, is back in 1 s; B and C, untried, in 5 s, past maxWaitMs: the call ends with A's 429.
+    expect(result.settled).toBe(true);
+    expect((result.value as Response).status).toBe(429);
+    expect(keys()).toEqual([KEY_A]);
+    // And the scope's own wait, for any key, is still A's.
+    expect(router.nextReadyInMs("gpt-4o")).toBe(1_000);
+    expect(clock.countTimers()).toBe(0);
+  });
+
   it("waits when the cooldown ends exactly at maxWaitMs", async () => {
     const router = fakeTimeRouter();
     router.markErrorWithDelay(KEY_A, 1_000);

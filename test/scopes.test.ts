@@ -194,6 +194,39 @@ describe("scopes: nextReadyInMs and exhausted", () => {
     expect(events).toEqual([{ type: "exhausted", retryAfterMs: 4_000, scope: MODEL }]);
     expect(router.nextKey()).toBe(KEY_A);
   });
+
+  it("the wait in an exhausted scope follows every change, key-wide, in the scope and of the clock", () => {
+    const { router, clock, events } = routerWith();
+    const waits = () => {
+      events.length = 0;
+      expect(router.nextKey(MODEL)).toBeUndefined();
+      const told = events.find((event) => event.type === "exhausted");
+      expect(told).toMatchObject({ type: "exhausted", scope: MODEL });
+      const wait = router.nextReadyInMs(MODEL);
+      expect(told && "retryAfterMs" in told ? told.retryAfterMs : "none").toBe(wait);
+      return wait;
+    };
+    KEYS.forEach((key, at) => router.markErrorWithDelay(key, 5_000 + 1_000 * at, { scope: MODEL }));
+    expect(waits()).toBe(5_000);
+    router.markBlocked(KEY_A);
+    expect(waits()).toBe(6_000);
+    router.markErrorWithDelay(KEY_B, 9_000);
+    expect(waits()).toBe(7_000);
+    router.markBlocked(KEY_C, { scope: MODEL });
+    expect(waits()).toBe(9_000);
+    clock.advance(1_000);
+    expect(waits()).toBe(8_000);
+    router.markErrorWithDelay(KEY_C, 2_000);
+    expect(waits()).toBe(8_000);
+    router.clearCooldown(KEY_C, { scope: MODEL });
+    expect(waits()).toBe(2_000);
+    router.markDisabled(KEY_B);
+    expect(waits()).toBe(2_000);
+    router.markBlocked(KEY_C);
+    expect(waits()).toBeUndefined();
+    router.clearCooldown(KEY_A);
+    expect(router.nextKey(MODEL)).toBe(KEY_A);
+  });
 });
 
 describe("scopes: lifetime and bounds", () => {
