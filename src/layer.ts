@@ -18,6 +18,16 @@ export const ABSENT = 0xffffffff;
  * @internal
  */
 export class Layer {
+  // What a pick reads, declared first: next to `picker` in the object.
+  /**
+   * The earliest deadline, as a clock reading; `Infinity` when no key cools. A field, not a look
+   * into `until`, for the pick: one read where a tree's top level is three.
+   */
+  earliest = Infinity;
+  /** Whether the scope was dropped: the router holds it no more. */
+  dropped = false;
+  /** When a scope was last used, for dropping the least recently used. */
+  used = 0;
   /** Each key's status here (`READY` … `DISABLED`). */
   readonly status: Uint8Array;
   /** Each key's reason code, for a key that is out. */
@@ -30,15 +40,6 @@ export class Layer {
   out = 0;
   /** How many keys `picker` holds. */
   ready: number;
-  /** When a scope was last used, for dropping the least recently used. */
-  used = 0;
-  /** Whether the scope was dropped: the router holds it no more. */
-  dropped = false;
-  /**
-   * The earliest deadline, as a clock reading; `Infinity` when no key cools. A field, not a look
-   * into `until`, for the pick: one read where a tree's top level is three.
-   */
-  earliest = Infinity;
   /** How many times a key's state changed here: a version, for what is computed from the states. */
   changes = 0;
   /** The version (`changes` of this and the key-wide layer, summed) that `soonest` was computed at. */
