@@ -168,9 +168,10 @@ export class CredentialRouter {
   /** Consecutive failed cooldown windows of each key. */
   readonly #failures: Uint32Array;
   /**
-   * How many doublings of `cooldownMs` reach `maxCooldownMs` (at most 1,023, past which a double
-   * overflows): a longer run of failures doubles no further, and a mark stays clear of `2 ** n` for a
-   * large n, which costs V8 about as much as the rest of the mark.
+   * How many doublings of `cooldownMs` reach `maxCooldownMs`: a longer run of failures doubles no
+   * further, and a mark stays clear of `2 ** n` for a large n, which costs V8 about as much as the
+   * rest of the mark. At most 1,024, where `2 ** n` is `Infinity` and the delay `maxCooldownMs` (only
+   * a `cooldownMs` more than 2^1023 times below `maxCooldownMs` gets there early).
    */
   readonly #doublings: number;
   /** Consecutive service faults of each key (see `serverFaultThreshold`). */
@@ -213,7 +214,7 @@ export class CredentialRouter {
     this.#faults = new Uint32Array(size);
     const { cooldownMs, maxCooldownMs } = resolved;
     let doublings = 0;
-    while (cooldownMs > 0 && doublings < 1023 && cooldownMs * 2 ** doublings < maxCooldownMs) doublings++;
+    while (cooldownMs > 0 && cooldownMs * 2 ** doublings < maxCooldownMs) doublings++;
     this.#doublings = doublings;
     const groups = new Map<string, number[]>();
     resolved.groups?.forEach((group, index) => {

@@ -56,6 +56,19 @@ describe("escalation (maxCooldownMs)", () => {
     expect(lengths).toEqual(lengths.map((_, n) => Math.min(2 ** n, 2 ** 40)));
   });
 
+  it("doubles a cooldownMs far below maxCooldownMs all the way up to it (Number.MIN_VALUE to 1 ms)", () => {
+    const { router, clock } = routerWith({ cooldownMs: Number.MIN_VALUE, maxCooldownMs: 1 });
+    let last: number | string = "none";
+    // 2^1074 times Number.MIN_VALUE is 1: the 1,075th failed window lasts maxCooldownMs.
+    for (let n = 0; n < 1_080; n++) {
+      router.markError(KEY_A);
+      last = remaining(router);
+      if (typeof last === "number") clock.advance(last);
+    }
+    expect(last).toBe(1);
+    expect(failures(router)).toBe(1_080);
+  });
+
   it("a cooldownMs of 0 never takes the key out, whatever maxCooldownMs and however many failures", () => {
     const { router, clock } = routerWith({ cooldownMs: 0, maxCooldownMs: 60_000 });
     expect(windows(router, clock, 1_100)).toEqual(Array(1_100).fill("ready"));

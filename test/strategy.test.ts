@@ -460,6 +460,24 @@ describe("round-robin: after every key was out", () => {
   });
 });
 
+describe("round-robin over many keys, some out", () => {
+  it("passes over a stretch of keys that are all out to the next ready one, in key order, at any position", () => {
+    // 160 keys: five 32-key words of the ready set. Out: all of 32-63 (a whole word), and 100-140
+    // (across the end of one word and the start of the next).
+    const keys = Array.from({ length: 160 }, (_, index) => `sk-many-keys-${String(index).padStart(3, "0")}`);
+    const router = new CredentialRouter(keys);
+    const out = (index: number) => (index >= 32 && index < 64) || (index >= 100 && index <= 140);
+    keys.forEach((key, index) => out(index) && router.markBlocked(key));
+    const ready = keys.filter((_, index) => !out(index));
+    const served = Array.from({ length: ready.length * 2 + 5 }, () => router.nextKey());
+    expect(served).toEqual([...ready, ...ready, ...ready.slice(0, 5)]);
+    // A key back in the middle of an empty stretch takes its turn there.
+    router.clearCooldown(keys[120]!);
+    const next = ready.slice(5).findIndex((key) => key > keys[120]!) + 5;
+    expect(Array.from({ length: ready.length - 5 + 1 }, () => router.nextKey())).toEqual([...ready.slice(5, next), keys[120], ...ready.slice(next)]);
+  });
+});
+
 describe("weighted: every key out", () => {
   it("nextKey finds no key, counts no pick, and the exhausted event fires", () => {
     const router = new CredentialRouter(letters(3), { strategy: { type: "weighted", weights: [1, 2, 3] } });
