@@ -570,15 +570,17 @@ export class CredentialRouter {
       const index = all.until.argminExcept(tried);
       if (index >= 0) earliest = all.deadline(index);
     } else {
-      // Both layers' counts of changes only grow, so their sum names one state of the two.
+      // Both layers' counts of changes only grow, so their sum names one state of the two. Only the
+      // answer for every key is kept: a call's tried keys ask another question.
       const version = all.changes + layer.changes;
-      if (tried.size === 0 && layer.scanned === version) {
+      const forEveryKey = tried.size === 0;
+      if (forEveryKey && layer.scanned === version) {
         earliest = layer.soonest;
       } else {
         for (let index = 0; index < this.#keys.length; index++) {
           if (!tried.has(index)) earliest = Math.min(earliest, Math.max(readyAt(all, index), readyAt(layer, index)));
         }
-        if (tried.size === 0) {
+        if (forEveryKey) {
           layer.scanned = version;
           layer.soonest = earliest;
         }
