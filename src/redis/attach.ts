@@ -112,7 +112,7 @@ export interface AttachRedisOptions {
    * instance far more CPU than a mark in it). The price: under load, a change reaches the other
    * instances up to this much later. `0` writes each mark as soon as the previous write is answered.
    * A finite number `>= 0`.
-   * @defaultValue `10`
+   * @defaultValue `25`
    */
   writeIntervalMs?: number;
 }
@@ -120,7 +120,7 @@ export interface AttachRedisOptions {
 const DEFAULT_NAMESPACE = "credential-router";
 const DEFAULT_ATTACH_TIMEOUT_MS = 5_000;
 const DEFAULT_MAX_RETRY_AFTER_MS = 86_400_000;
-const DEFAULT_WRITE_INTERVAL_MS = 10;
+const DEFAULT_WRITE_INTERVAL_MS = 25;
 
 /**
  * Shares a router's key states with every other router attached to the same Redis namespace: a
