@@ -93,8 +93,8 @@ await build({
   platform: "node",
   format: "esm",
   target: "node20",
-  // The package's own names resolve to its exports (`dist`), not to the sources the tsconfig maps them to.
-  tsconfigRaw: {},
+  // Left to Node, which resolves the package's own name to its exports (`dist`), not to the sources
+  // the tsconfig maps it to.
   external: ["ioredis", "credential-router", "credential-router/redis"],
   logLevel: "warning",
 });
