@@ -1,5 +1,6 @@
 /**
- * `npm run build && tsx bench/redis.ts [--redis redis://host:port] [--warm-up <ms>]`: what the Redis adapter costs.
+ * `npm run bench` (or, after `npm run build`, `TSX_TSCONFIG_PATH=bench/tsx.tsconfig.json tsx bench/redis.ts [--redis
+ * redis://host:port] [--warm-up <ms>]`): what the Redis adapter costs, built as users run it.
  *
  * 1. Propagation latency: instance A marks a key, instance B's router emits the change; 200 marks
  *    (block, then clear, alternately) over loopback; p50 / p99 / max. Twice: each mark as soon as the
@@ -31,6 +32,9 @@ import { measure } from "mitata";
 import { CredentialRouter } from "credential-router";
 import { attachRedis, type RedisLink } from "credential-router/redis";
 import { startRedisServer, type RedisServer } from "../test/helpers/redis-server.js";
+import { assertBuilt } from "./built.js";
+
+assertBuilt();
 
 const KEY_COUNT = 64;
 const MARKS = 200;

@@ -16,6 +16,7 @@ import { do_not_optimize, measure } from "mitata";
 import Pool from "wrr-pool";
 import { CredentialRouter, fingerprint, type RoutingStrategy } from "credential-router";
 import { BaselineRouter, baselineExecute } from "./baseline.js";
+import { assertBuilt } from "./built.js";
 import { fingerprint as previousFingerprint } from "./previous-fingerprint.js";
 
 /** One implementation of a scenario: set up once, then `op` is what is timed. */
@@ -27,6 +28,8 @@ interface Scenario {
   make: () => Record<string, Op>;
   async?: boolean;
 }
+
+assertBuilt();
 
 const HOUR = 3_600_000;
 const SIZES = [4, 64, 1_024, 16_384];
